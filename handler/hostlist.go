@@ -1,0 +1,289 @@
+package handler
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// DefaultHostlistCap bounds how many names one request may expand to.
+const DefaultHostlistCap = 65536
+
+// HostlistError reports the hostlist item that could not be expanded.
+type HostlistError struct {
+	Item   string
+	Reason string
+}
+
+func (e *HostlistError) Error() string {
+	return fmt.Sprintf("hostlist %q: %s", e.Item, e.Reason)
+}
+
+// ExpandHostlist expands comma-separated hostlist expressions with
+// pdsh/Slurm meaning (node[01-10], rack[1-2]n[01-04], node[1-3,7]) into
+// names, dropping duplicates (first seen wins). It fails when the expansion
+// would exceed max names (DefaultHostlistCap when max <= 0), before expanding.
+func ExpandHostlist(expr string, max int) ([]string, error) {
+	if max <= 0 {
+		max = DefaultHostlistCap
+	}
+	items, err := splitTop(expr)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	seen := make(map[string]struct{})
+	total := 0
+	for _, item := range items {
+		p, err := parseItem(item)
+		if err != nil {
+			return nil, err
+		}
+		n := p.count()
+		if n > max || total+n > max {
+			return nil, &HostlistError{Item: item, Reason: fmt.Sprintf("expands past the limit of %d names", max)}
+		}
+		total += n
+		p.each(func(name string) {
+			if _, ok := seen[name]; ok {
+				return
+			}
+			seen[name] = struct{}{}
+			names = append(names, name)
+		})
+	}
+	return names, nil
+}
+
+// splitTop splits on commas outside brackets.
+func splitTop(expr string) ([]string, error) {
+	var items []string
+	depth, start := 0, 0
+	for i := 0; i < len(expr); i++ {
+		switch expr[i] {
+		case '[':
+			depth++
+			if depth > 1 {
+				return nil, &HostlistError{Item: expr, Reason: "nested brackets"}
+			}
+		case ']':
+			depth--
+			if depth < 0 {
+				return nil, &HostlistError{Item: expr, Reason: "unbalanced ']'"}
+			}
+		case ',':
+			if depth == 0 {
+				items = append(items, expr[start:i])
+				start = i + 1
+			}
+		}
+	}
+	if depth != 0 {
+		return nil, &HostlistError{Item: expr[start:], Reason: "unclosed '['"}
+	}
+	items = append(items, expr[start:])
+	for _, it := range items {
+		if it == "" {
+			return nil, &HostlistError{Item: expr, Reason: "empty name"}
+		}
+	}
+	return items, nil
+}
+
+// A pattern is literal text interleaved with bracket sets.
+type pattern struct {
+	lits []string   // len(sets)+1 literal parts
+	sets [][]string // each bracket expanded to its strings
+}
+
+func (p pattern) count() int {
+	n := 1
+	for _, s := range p.sets {
+		n *= len(s)
+		if n > 1<<31 {
+			return 1 << 31
+		}
+	}
+	return n
+}
+
+func (p pattern) each(fn func(string)) {
+	var walk func(i int, prefix string)
+	walk = func(i int, prefix string) {
+		prefix += p.lits[i]
+		if i == len(p.sets) {
+			fn(prefix)
+			return
+		}
+		for _, v := range p.sets[i] {
+			walk(i+1, prefix+v)
+		}
+	}
+	walk(0, "")
+}
+
+func nameChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '_' || c == '.'
+}
+
+// maxRange bounds one bracket's width so that a hostile range fails fast.
+const maxRange = 1 << 24
+
+func parseItem(item string) (pattern, error) {
+	bad := func(reason string) (pattern, error) {
+		return pattern{}, &HostlistError{Item: item, Reason: reason}
+	}
+	var p pattern
+	lit := strings.Builder{}
+	for i := 0; i < len(item); {
+		c := item[i]
+		switch {
+		case c == '[':
+			end := strings.IndexByte(item[i:], ']')
+			if end < 0 {
+				return bad("unclosed '['")
+			}
+			set, reason := parseBracket(item[i+1 : i+end])
+			if reason != "" {
+				return bad(reason)
+			}
+			p.lits = append(p.lits, lit.String())
+			lit.Reset()
+			p.sets = append(p.sets, set)
+			i += end + 1
+		case nameChar(c):
+			lit.WriteByte(c)
+			i++
+		default:
+			return bad(fmt.Sprintf("character %q is not allowed in a node name", rune(c)))
+		}
+	}
+	p.lits = append(p.lits, lit.String())
+	if len(p.sets) == 0 && p.lits[0] == "" {
+		return bad("empty name")
+	}
+	return p, nil
+}
+
+// parseBracket expands "01-03,7" into its strings, keeping zero padding.
+func parseBracket(body string) ([]string, string) {
+	if body == "" {
+		return nil, "empty brackets"
+	}
+	var out []string
+	total := 0
+	for _, part := range strings.Split(body, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		if !isDigits(lo) || (isRange && !isDigits(hi)) {
+			return nil, fmt.Sprintf("%q is not a number or a range like 01-10", part)
+		}
+		if !isRange {
+			out = append(out, lo)
+			total++
+			continue
+		}
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if err1 != nil || err2 != nil || len(lo) > 9 || len(hi) > 9 {
+			return nil, fmt.Sprintf("range %q is too large", part)
+		}
+		if a > b {
+			return nil, fmt.Sprintf("range %q runs backwards", part)
+		}
+		total += b - a + 1
+		if total > maxRange {
+			return nil, fmt.Sprintf("range %q is too large", part)
+		}
+		width := 0
+		if len(lo) > 1 && lo[0] == '0' {
+			width = len(lo)
+		}
+		for n := a; n <= b; n++ {
+			out = append(out, fmt.Sprintf("%0*d", width, n))
+		}
+	}
+	return out, ""
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// CompressHostlist folds names back into hostlist expressions, the inverse
+// of ExpandHostlist for display: node07,node42,node43 becomes
+// node[07,42-43]. Names keep their first-seen order by prefix.
+func CompressHostlist(names []string) string {
+	type key struct {
+		prefix, suffix string
+		width          int
+	}
+	var order []key
+	nums := make(map[key][]int)
+	var plain []string
+	seen := make(map[string]bool)
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		// the last run of digits is the number
+		end := len(n)
+		for end > 0 && (n[end-1] < '0' || n[end-1] > '9') {
+			end--
+		}
+		start := end
+		for start > 0 && n[start-1] >= '0' && n[start-1] <= '9' {
+			start--
+		}
+		if start == end || end-start > 9 {
+			plain = append(plain, n)
+			continue
+		}
+		digits := n[start:end]
+		v, _ := strconv.Atoi(digits)
+		w := 0
+		if len(digits) > 1 && digits[0] == '0' {
+			w = len(digits)
+		}
+		k := key{n[:start], n[end:], w}
+		if _, ok := nums[k]; !ok {
+			order = append(order, k)
+		}
+		nums[k] = append(nums[k], v)
+	}
+	var out []string
+	for _, k := range order {
+		vs := nums[k]
+		sort.Ints(vs)
+		if len(vs) == 1 {
+			out = append(out, fmt.Sprintf("%s%0*d%s", k.prefix, k.width, vs[0], k.suffix))
+			continue
+		}
+		var parts []string
+		for i := 0; i < len(vs); {
+			j := i
+			for j+1 < len(vs) && vs[j+1] == vs[j]+1 {
+				j++
+			}
+			if i == j {
+				parts = append(parts, fmt.Sprintf("%0*d", k.width, vs[i]))
+			} else {
+				parts = append(parts, fmt.Sprintf("%0*d-%0*d", k.width, vs[i], k.width, vs[j]))
+			}
+			i = j + 1
+		}
+		out = append(out, k.prefix+"["+strings.Join(parts, ",")+"]"+k.suffix)
+	}
+	out = append(out, plain...)
+	return strings.Join(out, ",")
+}
