@@ -212,7 +212,7 @@ func isDigits(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
+		if !isDigit(s[i]) {
 			return false
 		}
 	}
@@ -221,14 +221,15 @@ func isDigits(s string) bool {
 
 // CompressHostlist folds names back into hostlist expressions, the inverse
 // of ExpandHostlist for display: node07,node42,node43 becomes
-// node[07,42-43]. Names keep their first-seen order by prefix.
+// node[07,42-43]. Groups keep the order in which their prefix first appears.
 func CompressHostlist(names []string) string {
-	type key struct {
-		prefix, suffix string
-		width          int
+	type num struct {
+		digits string
+		value  int
 	}
-	var order []key
-	nums := make(map[key][]int)
+	type stem struct{ prefix, suffix string }
+	var order []stem
+	byStem := make(map[stem][]num)
 	var plain []string
 	seen := make(map[string]bool)
 	for _, n := range names {
@@ -238,52 +239,75 @@ func CompressHostlist(names []string) string {
 		seen[n] = true
 		// the last run of digits is the number
 		end := len(n)
-		for end > 0 && (n[end-1] < '0' || n[end-1] > '9') {
+		for end > 0 && !isDigit(n[end-1]) {
 			end--
 		}
 		start := end
-		for start > 0 && n[start-1] >= '0' && n[start-1] <= '9' {
+		for start > 0 && isDigit(n[start-1]) {
 			start--
 		}
 		if start == end || end-start > 9 {
 			plain = append(plain, n)
 			continue
 		}
-		digits := n[start:end]
-		v, _ := strconv.Atoi(digits)
-		w := 0
-		if len(digits) > 1 && digits[0] == '0' {
-			w = len(digits)
-		}
-		k := key{n[:start], n[end:], w}
-		if _, ok := nums[k]; !ok {
+		k := stem{n[:start], n[end:]}
+		if _, ok := byStem[k]; !ok {
 			order = append(order, k)
 		}
-		nums[k] = append(nums[k], v)
+		v, _ := strconv.Atoi(n[start:end])
+		byStem[k] = append(byStem[k], num{n[start:end], v})
 	}
 	var out []string
 	for _, k := range order {
-		vs := nums[k]
-		sort.Ints(vs)
-		if len(vs) == 1 {
-			out = append(out, fmt.Sprintf("%s%0*d%s", k.prefix, k.width, vs[0], k.suffix))
-			continue
-		}
-		var parts []string
-		for i := 0; i < len(vs); {
-			j := i
-			for j+1 < len(vs) && vs[j+1] == vs[j]+1 {
-				j++
+		nums := byStem[k]
+		// Zero-padded numbers fold with numbers of the same width; the
+		// rest fold together unpadded.
+		padded := make(map[int]bool)
+		for _, x := range nums {
+			if len(x.digits) > 1 && x.digits[0] == '0' {
+				padded[len(x.digits)] = true
 			}
-			if i == j {
-				parts = append(parts, fmt.Sprintf("%0*d", k.width, vs[i]))
-			} else {
-				parts = append(parts, fmt.Sprintf("%0*d-%0*d", k.width, vs[i], k.width, vs[j]))
-			}
-			i = j + 1
 		}
-		out = append(out, k.prefix+"["+strings.Join(parts, ",")+"]"+k.suffix)
+		byWidth := make(map[int][]int)
+		var widths []int
+		for _, x := range nums {
+			w := 0
+			if padded[len(x.digits)] {
+				w = len(x.digits)
+			}
+			if _, ok := byWidth[w]; !ok {
+				widths = append(widths, w)
+			}
+			byWidth[w] = append(byWidth[w], x.value)
+		}
+		for _, w := range widths {
+			out = append(out, foldRun(k.prefix, k.suffix, w, byWidth[w]))
+		}
 	}
 	out = append(out, plain...)
 	return strings.Join(out, ",")
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// foldRun writes prefix[a-b,c]suffix for the values, zero-padded to width.
+func foldRun(prefix, suffix string, width int, vs []int) string {
+	sort.Ints(vs)
+	if len(vs) == 1 {
+		return fmt.Sprintf("%s%0*d%s", prefix, width, vs[0], suffix)
+	}
+	var parts []string
+	for i := 0; i < len(vs); {
+		j := i
+		for j+1 < len(vs) && vs[j+1] == vs[j]+1 {
+			j++
+		}
+		if i == j {
+			parts = append(parts, fmt.Sprintf("%0*d", width, vs[i]))
+		} else {
+			parts = append(parts, fmt.Sprintf("%0*d-%0*d", width, vs[i], width, vs[j]))
+		}
+		i = j + 1
+	}
+	return prefix + "[" + strings.Join(parts, ",") + "]" + suffix
 }
