@@ -114,12 +114,16 @@ func Load(r io.Reader) (*Topology, error) {
 	return parse("topology", data)
 }
 
-// Nodes lists every node, sorted by name. Platform is "" for a node that has
-// no platform key.
+// Nodes lists every node, sorted by name. A node without a platform key
+// shows platform "missing", as results and the original server name it.
 func (t *Topology) Nodes() []handler.Node {
 	out := make([]handler.Node, len(t.names))
 	for i, name := range t.names {
-		out[i] = handler.Node{Name: name, Platform: t.nodes[name].platform}
+		p := t.nodes[name].platform
+		if p == "" {
+			p = platformMissing
+		}
+		out[i] = handler.Node{Name: name, Platform: p}
 	}
 	return out
 }

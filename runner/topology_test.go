@@ -123,7 +123,7 @@ func TestLoadValid(t *testing.T) {
 		{
 			name:  "node without platform",
 			src:   "static_nodes:\n  lonely: {ip: 10.0.0.1}\n  blank:\n",
-			nodes: []handler.Node{{Name: "blank"}, {Name: "lonely"}},
+			nodes: []handler.Node{{Name: "blank", Platform: "missing"}, {Name: "lonely", Platform: "missing"}},
 		},
 		{
 			name: "anchors and merge keys",
@@ -141,7 +141,7 @@ func TestLoadValid(t *testing.T) {
 			name: "groups in expansion order, duplicates dropped",
 			src: "static_nodes:\n  node01: {}\n  node02: {}\n  node03: {}\n  gpu.1: {}\n" +
 				"groups:\n  cloud: [\"node[02-03]\", node01, node02]\n  all: \"gpu.1,node[01-03]\"\n  none: []\n",
-			nodes: []handler.Node{{Name: "gpu.1"}, {Name: "node01"}, {Name: "node02"}, {Name: "node03"}},
+			nodes: []handler.Node{{Name: "gpu.1", Platform: "missing"}, {Name: "node01", Platform: "missing"}, {Name: "node02", Platform: "missing"}, {Name: "node03", Platform: "missing"}},
 			groups: []handler.Group{
 				{Name: "all", Nodes: []string{"gpu.1", "node01", "node02", "node03"}},
 				{Name: "cloud", Nodes: []string{"node02", "node03", "node01"}},
