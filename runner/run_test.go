@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -377,6 +378,17 @@ platforms:
 	if res.State != handler.StateOn {
 		t.Fatalf("got state %q (%s), want on", res.State, res.Error)
 	}
+	// One entry per name in what the command is given, not only in what
+	// the exec package makes of it.
+	j, _ := r.prepare(handler.ActionStatus, "node03")
+	keys := map[string]bool{}
+	for _, kv := range j.env {
+		k, _, _ := strings.Cut(kv, "=")
+		if keys[k] {
+			t.Errorf("job env: got %s more than once in %q, want once", k, j.env)
+		}
+		keys[k] = true
+	}
 	lines := strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, "env.out"))), "\n")
 	count := map[string][]string{}
 	for _, l := range lines {
@@ -432,10 +444,16 @@ platforms:
 func TestTimeouts(t *testing.T) {
 	t.Parallel()
 	r, dir := newRunner(t, `static_nodes:
-  grandchild: {platform: p, script: "sleep 60 & echo $! > grandchild.pid; sleep 60"}
-  subshell:   {platform: p, script: "sh -c 'echo $$ > subshell.pid; sleep 60' & sleep 60"}
-  stubborn:   {platform: p, script: "trap '' TERM; sleep 60 & echo $! > stubborn.pid; sleep 60"}
-  partial:    {platform: p, script: "echo before; echo oops >&2; sleep 60"}
+  grandchild: {platform: p, script: "sleep 10 & echo $! > grandchild.pid; sleep 10"}
+  subshell:   {platform: p, script: "sh -c 'echo $$ > subshell.pid; sleep 10' & sleep 10"}
+  stubborn:   {platform: p, script: "trap '' TERM; sleep 10 & echo $! > stubborn.pid; sleep 10"}
+  partial:    {platform: p, script: "echo before; echo oops >&2; sleep 10"}
+  graceful:
+    platform: p
+    script: |
+      trap 'wait; exit 1' TERM
+      sh -c 'trap "echo term > got.term; exit 0" TERM; sleep 10 & wait' &
+      wait
 platforms:
   p:
     variables: [script]
@@ -452,6 +470,7 @@ platforms:
 		{"subshell", "subshell.pid", handler.ActionStatus, handler.StateUnknown},
 		{"stubborn", "stubborn.pid", handler.ActionPowerOff, handler.StateFailed},
 		{"partial", "", handler.ActionPowerOff, handler.StateFailed},
+		{"graceful", "", handler.ActionPowerOff, handler.StateFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.node, func(t *testing.T) {
@@ -469,10 +488,19 @@ platforms:
 			if res.Duration < time.Second || res.Duration > 2*time.Second {
 				t.Errorf("got duration %v, want about 1s", res.Duration)
 			}
-			if tt.pidFile != "" {
+			switch tt.node {
+			case "partial":
+				if res.Stdout != "before\n" || res.Stderr != "oops\n" {
+					t.Errorf("got stdout %q stderr %q, want the output written before the deadline", res.Stdout, res.Stderr)
+				}
+			case "graceful":
+				// SIGTERM reaches every process in the group, so a
+				// background helper can clean up before SIGKILL.
+				if _, err := os.Stat(filepath.Join(dir, "got.term")); err != nil {
+					t.Errorf("background process: got %v, want it to have caught SIGTERM", err)
+				}
+			default:
 				waitDead(t, readPid(t, filepath.Join(dir, tt.pidFile)))
-			} else if res.Stdout != "before\n" || res.Stderr != "oops\n" {
-				t.Errorf("got stdout %q stderr %q, want the output written before the deadline", res.Stdout, res.Stderr)
 			}
 		})
 	}
@@ -496,6 +524,32 @@ platforms:
 		t.Errorf("got stdout %q state %q timed out %v, want %q on false", res.Stdout, res.State, res.TimedOut, "hi\n")
 	}
 	waitDead(t, readPid(t, filepath.Join(dir, "bg.pid")))
+}
+
+func TestEscapedProcessDoesNotHoldRun(t *testing.T) {
+	t.Parallel()
+	// setsid takes the helper out of the command's process group, out of
+	// reach of the group kill, while it still holds stdout open.
+	r, dir := newRunner(t, `static_nodes:
+  n: {platform: p}
+platforms:
+  p:
+    status: |
+      setsid sh -c 'echo $$ > escaped.tmp; mv escaped.tmp escaped.pid; exec sleep 10' &
+      while [ ! -e escaped.pid ]; do sleep 0.01; done
+      echo hi
+    timeout: 5s
+`, Options{})
+	start := time.Now()
+	res := run(t, t.Context(), r, handler.ActionStatus, "n")["n"]
+	took := time.Since(start)
+	_ = syscall.Kill(readPid(t, filepath.Join(dir, "escaped.pid")), syscall.SIGKILL)
+	if took > time.Second {
+		t.Errorf("Run took %v, want it to stop reading about %v after the shell exits", took, drainGrace)
+	}
+	if res.Stdout != "hi\n" || res.State != handler.StateOn {
+		t.Errorf("got stdout %q state %q, want %q on", res.Stdout, res.State, "hi\n")
+	}
 }
 
 func TestKilledBySignal(t *testing.T) {
@@ -548,6 +602,21 @@ platforms:
 		if res.State != handler.StateOn {
 			t.Errorf("%s: got state %q (%s), want on: a capped stream must not block the command", tt.node, res.State, res.Error)
 		}
+	}
+}
+
+// Not parallel: it measures the allocations of the whole test binary.
+func TestLargeOutputStaysSmall(t *testing.T) {
+	r, _ := newRunner(t, "static_nodes:\n  n: {platform: p}\nplatforms:\n  p: {status: head -c 100000000 /dev/zero}\n", Options{})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	res := run(t, t.Context(), r, handler.ActionStatus, "n")["n"]
+	runtime.ReadMemStats(&after)
+	if len(res.Stdout) != DefaultOutputCap || !res.StdoutTruncated || res.State != handler.StateOn {
+		t.Errorf("got %d bytes (truncated %v) state %q, want %d bytes, truncated, on", len(res.Stdout), res.StdoutTruncated, res.State, DefaultOutputCap)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4<<20 {
+		t.Errorf("allocated %d bytes for 100 MB of output, want well under 4 MiB", got)
 	}
 }
 
@@ -646,7 +715,7 @@ func TestContextEnd(t *testing.T) {
 		names = append(names, name)
 		src.WriteString("  " + name + ": {platform: p}\n")
 	}
-	src.WriteString("platforms:\n  p:\n    status: echo $$ > $name.pid; sleep 30\n    variables: [name]\n")
+	src.WriteString("platforms:\n  p:\n    status: echo $$ > $name.pid; sleep 10\n    variables: [name]\n")
 	r, dir := newRunner(t, src.String(), Options{Workers: 2})
 
 	t.Run("deadline", func(t *testing.T) {
