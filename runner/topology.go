@@ -2,6 +2,27 @@
 // topology file) and runs platform power commands for the handler: the
 // environment they get, their deadlines and process groups, output caps and
 // bounded fan-out.
+//
+// The topology file, as Load reads it:
+//
+//	static_nodes:            # or nodes:, not both
+//	  node03: {platform: ipmi, ipmi_username: admin, ipmi_port: 6230}
+//	groups:                  # name: [hostlist expressions of defined nodes]
+//	  cloud: ["node[01-02]"]
+//	platforms:
+//	  ipmi:
+//	    variables: [name, ipmi_username]   # required; a node lacking one is not run
+//	    optional_variables:                # name: default, used when the node lacks it
+//	      ipmi_port: "623"
+//	    power_on: ...                      # shell scripts; any may be absent
+//	    power_off: ...
+//	    restart: ...
+//	    status: ...                        # exit 0 on, status_off_exit_code off
+//	    status_off_exit_code: 111          # 1..255, default 111
+//	    timeout: 30s                       # default: Options.DefaultTimeout
+//
+// A node's key is its name variable. Node values are scalars kept as written
+// (0623 stays "0623"); a blank value counts as not set.
 package runner
 
 import (
@@ -94,27 +115,6 @@ type platform struct {
 type optionalVar struct {
 	name, def string
 }
-
-// The topology file, as Load reads it:
-//
-//	static_nodes:            # or nodes:, not both
-//	  node03: {platform: ipmi, ipmi_username: admin, ipmi_port: 6230}
-//	groups:                  # name: [hostlist expressions of defined nodes]
-//	  cloud: ["node[01-02]"]
-//	platforms:
-//	  ipmi:
-//	    variables: [name, ipmi_username]   # required; a node lacking one is not run
-//	    optional_variables:                # name: default, used when the node lacks it
-//	      ipmi_port: "623"
-//	    power_on: ...                      # shell scripts; any may be absent
-//	    power_off: ...
-//	    restart: ...
-//	    status: ...                        # exit 0 on, status_off_exit_code off
-//	    status_off_exit_code: 111          # 1..255, default 111
-//	    timeout: 30s                       # default: Options.DefaultTimeout
-//
-// A node's key is its name variable. Node values are scalars kept as written
-// (0623 stays "0623"); a blank value counts as not set.
 
 // LoadFile reads and validates the topology file at path.
 func LoadFile(path string) (*Topology, error) {
