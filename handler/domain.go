@@ -49,19 +49,19 @@ const (
 // values of its variables.
 type Node struct {
 	Name     string
-	Platform string
+	Platform string // "missing" when the node has no platform key
 }
 
 // Group is a static group of nodes from the topology.
 type Group struct {
 	Name  string
-	Nodes []string // member node names, expanded, in topology order
+	Nodes []string // member node names, in the order their hostlists expand
 }
 
 // Result is the outcome of one action on one node.
 type Result struct {
 	Node     string
-	Platform string // "missing" when the node or its platform is unknown
+	Platform string // the node's platform (even if undefined); "missing" for unknown nodes and nodes without one
 	Action   Action
 	Missing  bool // the node is not in the topology
 
@@ -92,7 +92,7 @@ type Runner interface {
 	// Groups lists every static group, sorted by name.
 	Groups() []Group
 	// Run runs action on every named node with bounded fan-out and calls
-	// report once per name, never concurrently, as each finishes. Unknown
+	// report once per name, from the calling goroutine, as each finishes. Unknown
 	// names are reported as missing without running anything. When ctx ends,
 	// running commands are killed with their process group and names not yet
 	// started are reported as not run; Run returns only after every name has

@@ -281,8 +281,8 @@ func (h *Handler) runAction(ctx context.Context, rec *RequestRecord, action Acti
 	rec.State = RequestRunning
 	if err := h.cfg.Audit.BeginRequest(ctx, rec); err != nil {
 		h.log.Error("audit log unavailable: nothing ran", "id", rec.ID, "err", err)
-		rec.Error = "audit log unavailable"
-		return h.errorResponse(Errorf(EUNAVAILABLE, "audit log unavailable, so nothing ran: check the server log and the audit_db path"))
+		// A passing lock may have cleared: try to record the refusal.
+		return h.reject(ctx, rec, Errorf(EUNAVAILABLE, "audit log unavailable, so nothing ran: check the server log and the audit_db path"))
 	}
 	results := make(map[string]*Result, len(names))
 	auditFailures := 0
@@ -329,6 +329,7 @@ func (h *Handler) finishListing(ctx context.Context, rec *RequestRecord, body []
 	rec.Duration = h.now().Sub(rec.Time)
 	if err := h.cfg.Audit.RecordRequest(context.WithoutCancel(ctx), rec); err != nil {
 		h.log.Error("audit log unavailable", "id", rec.ID, "err", err)
+		rec.Status = http.StatusServiceUnavailable
 		return h.errorResponse(Errorf(EUNAVAILABLE, "audit log unavailable: check the server log and the audit_db path"))
 	}
 	return &Response{Status: http.StatusOK, Body: body}

@@ -1,0 +1,92 @@
+# flight-power: build, test, run and deploy. `make help` lists the targets.
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GO      ?= go
+LDFLAGS := -s -w -X main.version=$(VERSION)
+export CGO_ENABLED ?= 0
+
+# make run: a throwaway demo server
+STATE   ?= state
+LISTEN  ?= 127.0.0.1:6302
+
+PREFIX  ?= /opt/flight
+
+# Debian packages the tests drive for real (installed by `make deps` when missing).
+TEST_PKGS := sqlite3 openipmi ipmitool awscli
+
+.PHONY: help build test test-unit deps run bench lint fmt vet clean install
+
+help:
+	@echo "make build    build bin/flight-power-server and bin/flight-power"
+	@echo "make run      start a demo server on $(LISTEN) with simulated nodes"
+	@echo "make test     install what the tests need, then run every test"
+	@echo "make bench    run the benchmarks and print a table"
+	@echo "make lint     gofmt and go vet"
+	@echo "make install  lay out $(PREFIX) and the systemd unit (as root)"
+
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/flight-power-server ./cmd/local
+	@if [ -d cmd/client ] && ls cmd/client/*.go >/dev/null 2>&1; then \
+		$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/flight-power ./cmd/client; fi
+
+# deps installs the Debian packages the tests use when any is missing.
+deps:
+	@missing=""; for p in $(TEST_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: deps lint build
+	$(GO) test -count=1 -timeout 15m ./...
+
+test-unit:
+	$(GO) test -count=1 ./handler/ ./runner/ ./store/
+
+lint: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+run: build
+	@mkdir -p $(STATE)
+	@bin/flight-power-server init --demo --config $(STATE)/power-server.conf \
+		--audit_db $(STATE)/audit.db --scripts_dir $(STATE) --listen $(LISTEN) >/dev/null
+	@tok=$$(bin/flight-power-server token --config $(STATE)/power-server.conf --subject demo --days 7) || exit 1; \
+	url=http://$(LISTEN); \
+	printf 'base_url: %s\njwt_token: %s\n' "$$url" "$$tok" > $(STATE)/client.yaml; \
+	echo; \
+	echo "flight-power demo server: $$url  (16 simulated nodes, demo[01-16])"; \
+	echo "config $(STATE)/power-server.conf   audit log $(STATE)/audit.db"; \
+	echo; \
+	echo "token: $$tok"; \
+	echo; \
+	echo "  curl -s -H \"Authorization: Bearer $$tok\" '$$url/?nodes=demo%5B01-04%5D'"; \
+	if [ -x bin/flight-power ]; then echo "  FLIGHT_POWER_CONFIG=$(STATE)/client.yaml bin/flight-power status 'demo[01-16]'"; fi; \
+	echo "  sqlite3 $(STATE)/audit.db 'SELECT * FROM audit ORDER BY time DESC LIMIT 10'"; \
+	echo; \
+	echo "Ctrl-C stops the server."; \
+	exec bin/flight-power-server serve --config $(STATE)/power-server.conf
+
+bench: build
+	@echo "no benchmarks yet"
+
+install: build
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/opt/power-server/bin $(DESTDIR)$(PREFIX)/etc/power-server \
+		$(DESTDIR)$(PREFIX)/var/lib/power-server $(DESTDIR)$(PREFIX)/opt/power-client/etc
+	install -m 0755 bin/flight-power-server $(DESTDIR)$(PREFIX)/opt/power-server/bin/flight-power-server
+	@if [ -x bin/flight-power ]; then install -D -m 0755 bin/flight-power $(DESTDIR)$(PREFIX)/opt/power-client/bin/flight-power; fi
+	@[ -e $(DESTDIR)$(PREFIX)/etc/power-server/topology.yaml ] || install -m 0644 cmd/local/etc/topology.yaml $(DESTDIR)$(PREFIX)/etc/power-server/topology.yaml
+	install -D -m 0644 dist/flight-power-server.service $(DESTDIR)/etc/systemd/system/flight-power-server.service
+	@if [ -z "$(DESTDIR)" ] && [ ! -e $(PREFIX)/etc/power-server.conf ]; then \
+		$(PREFIX)/opt/power-server/bin/flight-power-server init --config $(PREFIX)/etc/power-server.conf; fi
+	@echo "installed. Next: systemctl daemon-reload && systemctl enable --now flight-power-server"
+
+clean:
+	rm -rf bin $(STATE)
