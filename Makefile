@@ -82,6 +82,7 @@ install: build
 		$(DESTDIR)$(PREFIX)/var/lib/power-server $(DESTDIR)$(PREFIX)/opt/power-client/etc
 	install -m 0755 bin/flight-power-server $(DESTDIR)$(PREFIX)/opt/power-server/bin/flight-power-server
 	@if [ -x bin/flight-power ]; then install -D -m 0755 bin/flight-power $(DESTDIR)$(PREFIX)/opt/power-client/bin/flight-power; fi
+	@[ -e $(DESTDIR)$(PREFIX)/opt/power-client/etc/config.yaml ] || install -m 0640 dist/config.yaml $(DESTDIR)$(PREFIX)/opt/power-client/etc/config.yaml
 	@[ -e $(DESTDIR)$(PREFIX)/etc/power-server/topology.yaml ] || install -m 0644 cmd/local/etc/topology.yaml $(DESTDIR)$(PREFIX)/etc/power-server/topology.yaml
 	install -D -m 0644 dist/flight-power-server.service $(DESTDIR)/etc/systemd/system/flight-power-server.service
 	@if [ -z "$(DESTDIR)" ] && [ ! -e $(PREFIX)/etc/power-server.conf ]; then \
