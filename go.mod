@@ -3,6 +3,7 @@ module github.com/openflighthpc/flight-power
 go 1.26.8
 
 require (
+	github.com/aws/aws-lambda-go v1.55.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/peterbourgon/ff/v3 v3.4.0
 	gopkg.in/yaml.v3 v3.0.1
