@@ -14,7 +14,7 @@ PREFIX  ?= /opt/flight
 # Debian packages the tests drive for real (installed by `make deps` when missing).
 TEST_PKGS := sqlite3 openipmi ipmitool awscli
 
-.PHONY: help build test test-unit deps run bench lint fmt vet clean install
+.PHONY: help build test test-unit deps run bench lint fmt vet clean install lambda build-FlightPowerFunction
 
 help:
 	@echo "make build    build bin/flight-power-server and bin/flight-power"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench    run the benchmarks and print a table"
 	@echo "make lint     gofmt and go vet"
 	@echo "make install  lay out $(PREFIX) and the systemd unit (as root)"
+	@echo "make lambda   bin/bootstrap-arm64 and bin/bootstrap-amd64 for AWS Lambda (sam build uses build-FlightPowerFunction)"
 
 build:
 	@mkdir -p bin
@@ -88,6 +89,27 @@ install: build
 	@if [ -z "$(DESTDIR)" ] && [ ! -e $(PREFIX)/etc/power-server.conf ]; then \
 		$(PREFIX)/opt/power-server/bin/flight-power-server init --config $(PREFIX)/etc/power-server.conf; fi
 	@echo "installed. Next: systemctl daemon-reload && systemctl enable --now flight-power-server"
+
+# AWS Lambda (provided.al2023): bootstrap is static and built without the
+# RPC mode's net/rpc (-tags lambda.norpc).
+LAMBDA_TOPOLOGY ?= cmd/local/etc/topology.yaml
+LAMBDA_ARCH     ?= arm64
+LAMBDA_FLAGS    := -trimpath -tags lambda.norpc -ldflags '$(LDFLAGS)'
+
+lambda:
+	@mkdir -p bin
+	GOOS=linux GOARCH=arm64 $(GO) build $(LAMBDA_FLAGS) -o bin/bootstrap-arm64 ./cmd/lambda
+	GOOS=linux GOARCH=amd64 $(GO) build $(LAMBDA_FLAGS) -o bin/bootstrap-amd64 ./cmd/lambda
+
+# sam build (template.yaml, BuildMethod: makefile) runs this with
+# ARTIFACTS_DIR set: bootstrap and the topology packaged beside it, checked
+# first so a broken topology fails the build, not the deployed function.
+# Another topology: LAMBDA_TOPOLOGY=/path/to/topology.yaml sam build
+build-FlightPowerFunction:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run sam build"; exit 2; }
+	$(GO) run ./cmd/local check --config /nonexistent/power-server.conf $(LAMBDA_TOPOLOGY)
+	GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build $(LAMBDA_FLAGS) -o $(ARTIFACTS_DIR)/bootstrap ./cmd/lambda
+	install -m 0644 $(LAMBDA_TOPOLOGY) $(ARTIFACTS_DIR)/topology.yaml
 
 clean:
 	rm -rf bin $(STATE)
