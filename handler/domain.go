@@ -43,6 +43,13 @@ const (
 	StateOK      = "ok"      // power action: the command exited 0
 	StateFailed  = "failed"  // power action: non-zero exit, timeout or not run
 	StateMissing = "missing" // the node is not in the topology
+
+	// Transitional status states, for platforms that map status exit codes
+	// to them (status_exit_codes). The state was determined, so Success is
+	// true; Running keeps the settled state the node is leaving until the
+	// move completes: false while starting, true while stopping.
+	StateStarting = "starting" // status: on its way on (EC2 pending, Azure starting)
+	StateStopping = "stopping" // status: on its way off (EC2 stopping, Azure stopping or deallocating)
 )
 
 // Node is a node as the API shows it: its name and platform, never the
@@ -71,9 +78,9 @@ type Result struct {
 	ExitCode int // -1 when the command did not exit on its own (not run, killed)
 	TimedOut bool
 
-	State   string // one of the State* constants, or a platform-defined transitional state
-	Success bool   // exit 0; for status: on or off was determined
-	Running *bool  // status only: true on, false off, nil otherwise
+	State   string // one of the State* constants
+	Success bool   // exit 0; for status: on, off or a transitional state was determined
+	Running *bool  // status only: true on or stopping, false off or starting, nil otherwise
 
 	Stdout, Stderr                   string
 	StdoutTruncated, StderrTruncated bool

@@ -279,8 +279,12 @@ func (r *Runner) execute(ctx context.Context, j *job) handler.Result {
 }
 
 // state maps an exit code of a command that exited on its own to the
-// result's state. This is the one place that knows what exit codes mean, so
-// platform-defined states (e.g. "starting") belong here.
+// result's state. This is the one place that knows what exit codes mean.
+//
+// A transitional state (starting, stopping) was determined, so it is a
+// success, and running keeps the settled state the node is leaving until
+// the move completes: a script that waits for running=true after power on,
+// or false after power off, never goes on early.
 func (p *platform) state(action handler.Action, exit int) (state string, success bool, running *bool) {
 	if action == handler.ActionStatus {
 		switch exit {
@@ -288,6 +292,12 @@ func (p *platform) state(action handler.Action, exit int) (state string, success
 			return handler.StateOn, true, boolPtr(true)
 		case p.offCode:
 			return handler.StateOff, true, boolPtr(false)
+		}
+		switch s := p.transitional[exit]; s {
+		case handler.StateStarting:
+			return s, true, boolPtr(false)
+		case handler.StateStopping:
+			return s, true, boolPtr(true)
 		}
 		return handler.StateUnknown, false, nil
 	}

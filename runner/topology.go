@@ -19,6 +19,9 @@
 //	    restart: ...
 //	    status: ...                        # exit 0 on, status_off_exit_code off
 //	    status_off_exit_code: 111          # 1..255, default 111
+//	    status_exit_codes:                 # 3..125: transitional states
+//	      112: starting                    #   on its way on
+//	      113: stopping                    #   on its way off
 //	    timeout: 30s                       # default: Options.DefaultTimeout
 //
 // A node's key is its name variable. Node values are scalars kept as written
@@ -109,7 +112,10 @@ type platform struct {
 	optional []optionalVar // in file order
 	commands map[handler.Action]string
 	offCode  int
-	timeout  time.Duration // 0: the runner's default
+	// transitional maps extra status exit codes to StateStarting or
+	// StateStopping.
+	transitional map[int]string
+	timeout      time.Duration // 0: the runner's default
 }
 
 type optionalVar struct {
@@ -462,7 +468,10 @@ func (p *parser) groups(t *Topology, section *pair) {
 }
 
 // platformKeys are the keys a platform may set, for messages and suggestions.
-var platformKeys = []string{"variables", "optional_variables", "power_on", "power_off", "restart", "status", "status_off_exit_code", "timeout"}
+var platformKeys = []string{"variables", "optional_variables", "power_on", "power_off", "restart", "status", "status_off_exit_code", "status_exit_codes", "timeout"}
+
+// transitionalStates are the states status_exit_codes may name.
+var transitionalStates = []string{handler.StateStarting, handler.StateStopping}
 
 func (p *parser) platforms(t *Topology, section *pair) {
 	entries, _ := p.pairs(section.val, "platforms")
@@ -472,6 +481,8 @@ func (p *parser) platforms(t *Topology, section *pair) {
 		kvs, _ := p.pairs(e.val, what)
 		required := map[string]int{}
 		var optionalLines []int
+		offLine := 0
+		codeLines := map[int]int{} // transitional code -> its line
 		for _, kv := range kvs {
 			switch kv.key {
 			case "variables":
@@ -530,6 +541,9 @@ func (p *parser) platforms(t *Topology, section *pair) {
 					continue
 				}
 				pl.offCode = code
+				offLine = kv.val.Line
+			case "status_exit_codes":
+				pl.transitional = p.statusExitCodes(kv.val, what, codeLines)
 			case "timeout":
 				d, err := time.ParseDuration(kv.val.Value)
 				switch {
@@ -549,8 +563,48 @@ func (p *parser) platforms(t *Topology, section *pair) {
 				p.addf(optionalLines[i], "%s: variable %q is both required and optional", what, o.name)
 			}
 		}
+		if line, ok := codeLines[pl.offCode]; ok {
+			at := "the default status_off_exit_code"
+			if offLine > 0 {
+				at = fmt.Sprintf("status_off_exit_code (line %d)", offLine)
+			}
+			p.addf(line, "%s: status_exit_codes: %d is already %s, which means off", what, pl.offCode, at)
+			delete(pl.transitional, pl.offCode)
+		}
 		t.platforms[pl.name] = pl
 	}
+}
+
+// statusExitCodes reads a platform's status_exit_codes mapping, exit code
+// to transitional state, recording each code's line in lines. Codes 0-2 and
+// 126-255 are refused: they already mean on, a generic failure, a shell
+// error or a signal, and reading one as "on its way" would hide a broken
+// node.
+func (p *parser) statusExitCodes(n *yaml.Node, what string, lines map[int]int) map[int]string {
+	what += ": status_exit_codes"
+	entries, ok := p.pairs(n, what)
+	if !ok {
+		return nil
+	}
+	out := map[int]string{}
+	for _, e := range entries {
+		code, err := strconv.Atoi(e.key)
+		if err != nil || code < 3 || code > 125 {
+			p.addf(e.kline, "%s: exit code must be a number from 3 to 125, got %q (0 is on, 1 and 2 are failures, 126 and up are the shell's and signals')", what, e.key)
+			continue
+		}
+		if first, dup := lines[code]; dup {
+			p.addf(e.kline, "%s: exit code %d is set twice (first at line %d)", what, code, first)
+			continue
+		}
+		if e.val.Kind != yaml.ScalarNode || !slices.Contains(transitionalStates, e.val.Value) {
+			p.addf(e.val.Line, "%s: %d: state must be %s, got %q%s", what, code, strings.Join(transitionalStates, " or "), e.val.Value, suggest(e.val.Value, transitionalStates...))
+			continue
+		}
+		lines[code] = e.kline
+		out[code] = e.val.Value
+	}
+	return out
 }
 
 // varList reads a list of variable names.
