@@ -76,6 +76,7 @@ type server struct {
 	cmd      *exec.Cmd
 	stderr   *syncBuffer
 	done     chan error
+	env      []string // added to the server's environment, winning over the test's own
 }
 
 type syncBuffer struct {
@@ -121,7 +122,7 @@ func (s *server) start() {
 	s.stderr = &syncBuffer{}
 	s.cmd = exec.Command(serverBin, "serve", "--config", s.conf)
 	s.cmd.Stderr = s.stderr
-	s.cmd.Env = append(os.Environ(), "FLIGHT_POWER_TEST_MARKER=1")
+	s.cmd.Env = append(append(os.Environ(), "FLIGHT_POWER_TEST_MARKER=1"), s.env...)
 	if err := s.cmd.Start(); err != nil {
 		s.tb.Fatal(err)
 	}
