@@ -75,8 +75,15 @@ run: build
 	echo "Ctrl-C stops the server."; \
 	exec bin/flight-power-server serve --config $(STATE)/power-server.conf
 
+# Debian packages the benchmarks drive, installed by `make bench` when missing.
+BENCH_PKGS := wrk sqlite3 openipmi ipmitool
+# BENCH_ARGS passes flags to the harness, e.g. BENCH_ARGS='-only nodes,history'.
+BENCH_ARGS ?=
+
+# bench prints the table of BENCHMARKS.md; it is not part of `make test`.
 bench: build
-	@echo "no benchmarks yet"
+	@$(MAKE) --no-print-directory deps TEST_PKGS="$(BENCH_PKGS)"
+	$(GO) run ./cmd/local/internal/bench -server bin/flight-power-server $(BENCH_ARGS)
 
 install: build
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/opt/power-server/bin $(DESTDIR)$(PREFIX)/etc/power-server \
