@@ -280,9 +280,13 @@ func (h *Handler) runAction(ctx context.Context, rec *RequestRecord, action Acti
 	rec.NodeCount = len(names)
 	rec.State = RequestRunning
 	if err := h.cfg.Audit.BeginRequest(ctx, rec); err != nil {
+		// The refusal is this log line, not an audit row: a second write
+		// would fail the same way, and while another process holds the
+		// lock it would keep the caller waiting a second busy timeout.
 		h.log.Error("audit log unavailable: nothing ran", "id", rec.ID, "err", err)
-		// A passing lock may have cleared: try to record the refusal.
-		return h.reject(ctx, rec, Errorf(EUNAVAILABLE, "audit log unavailable, so nothing ran: check the server log and the audit_db path"))
+		refusal := Errorf(EUNAVAILABLE, "audit log unavailable, so nothing ran: check the server log and the audit_db path")
+		rec.Error = ErrorMessage(refusal)
+		return h.errorResponse(refusal)
 	}
 	results := make(map[string]*Result, len(names))
 	auditFailures := 0
