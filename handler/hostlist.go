@@ -23,7 +23,8 @@ func (e *HostlistError) Error() string {
 // ExpandHostlist expands comma-separated hostlist expressions with
 // pdsh/Slurm meaning (node[01-10], rack[1-2]n[01-04], node[1-3,7]) into
 // names, dropping duplicates (first seen wins). It fails when the expansion
-// would exceed max names (DefaultHostlistCap when max <= 0), before expanding.
+// would exceed max names (DefaultHostlistCap when max <= 0), counted before
+// any name is built.
 func ExpandHostlist(expr string, max int) ([]string, error) {
 	if max <= 0 {
 		max = DefaultHostlistCap
@@ -32,10 +33,10 @@ func ExpandHostlist(expr string, max int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	seen := make(map[string]struct{})
+	// Every item is parsed and counted before any name is built.
+	patterns := make([]pattern, len(items))
 	total := 0
-	for _, item := range items {
+	for i, item := range items {
 		p, err := parseItem(item)
 		if err != nil {
 			return nil, err
@@ -45,6 +46,11 @@ func ExpandHostlist(expr string, max int) ([]string, error) {
 			return nil, &HostlistError{Item: item, Reason: fmt.Sprintf("expands past the limit of %d names", max)}
 		}
 		total += n
+		patterns[i] = p
+	}
+	names := make([]string, 0, total)
+	seen := make(map[string]struct{}, total)
+	for _, p := range patterns {
 		p.each(func(name string) {
 			if _, ok := seen[name]; ok {
 				return
@@ -91,16 +97,43 @@ func splitTop(expr string) ([]string, error) {
 	return items, nil
 }
 
-// A pattern is literal text interleaved with bracket sets.
+// A pattern is literal text interleaved with bracket sets. The sets are
+// kept as ranges, not expanded, so that count is known before any name is
+// built: a hostile item like x[0-9999999][0-9999999] is refused without
+// allocating its names.
 type pattern struct {
-	lits []string   // len(sets)+1 literal parts
-	sets [][]string // each bracket expanded to its strings
+	lits []string // len(sets)+1 literal parts
+	sets [][]span // each bracket's numbers and ranges, in order
+}
+
+// span is one part of a bracket: a number kept as written (lit), or the
+// range lo..hi zero-padded to width.
+type span struct {
+	lit       string
+	lo, hi    int
+	width     int
+	isLiteral bool
+}
+
+func (s span) size() int {
+	if s.isLiteral {
+		return 1
+	}
+	return s.hi - s.lo + 1
+}
+
+func setSize(set []span) int {
+	n := 0
+	for _, s := range set {
+		n += s.size()
+	}
+	return n
 }
 
 func (p pattern) count() int {
 	n := 1
 	for _, s := range p.sets {
-		n *= len(s)
+		n *= setSize(s)
 		if n > 1<<31 {
 			return 1 << 31
 		}
@@ -108,19 +141,37 @@ func (p pattern) count() int {
 	return n
 }
 
+// each calls fn with every name, building them in one buffer so that an
+// item of many brackets costs its names' bytes, not their square.
 func (p pattern) each(fn func(string)) {
-	var walk func(i int, prefix string)
-	walk = func(i int, prefix string) {
-		prefix += p.lits[i]
+	var walk func(i int, buf []byte)
+	walk = func(i int, buf []byte) {
+		buf = append(buf, p.lits[i]...)
 		if i == len(p.sets) {
-			fn(prefix)
+			fn(string(buf))
 			return
 		}
-		for _, v := range p.sets[i] {
-			walk(i+1, prefix+v)
+		for _, s := range p.sets[i] {
+			if s.isLiteral {
+				walk(i+1, append(buf, s.lit...))
+				continue
+			}
+			for n := s.lo; n <= s.hi; n++ {
+				walk(i+1, appendPadded(buf, n, s.width))
+			}
 		}
 	}
-	walk(0, "")
+	walk(0, nil)
+}
+
+// appendPadded appends n in decimal, zero-padded to width.
+func appendPadded(buf []byte, n, width int) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], int64(n), 10)
+	for i := len(d); i < width; i++ {
+		buf = append(buf, '0')
+	}
+	return append(buf, d...)
 }
 
 func nameChar(c byte) bool {
@@ -128,7 +179,7 @@ func nameChar(c byte) bool {
 		c == '-' || c == '_' || c == '.'
 }
 
-// maxRange bounds one bracket's width so that a hostile range fails fast.
+// maxRange bounds the numbers one bracket may name, whatever the cap.
 const maxRange = 1 << 24
 
 func parseItem(item string) (pattern, error) {
@@ -167,12 +218,13 @@ func parseItem(item string) (pattern, error) {
 	return p, nil
 }
 
-// parseBracket expands "01-03,7" into its strings, keeping zero padding.
-func parseBracket(body string) ([]string, string) {
+// parseBracket reads "01-03,7" into its spans, keeping zero padding,
+// without expanding the ranges.
+func parseBracket(body string) ([]span, string) {
 	if body == "" {
 		return nil, "empty brackets"
 	}
-	var out []string
+	var out []span
 	total := 0
 	for _, part := range strings.Split(body, ",") {
 		lo, hi, isRange := strings.Cut(part, "-")
@@ -180,7 +232,7 @@ func parseBracket(body string) ([]string, string) {
 			return nil, fmt.Sprintf("%q is not a number or a range like 01-10", part)
 		}
 		if !isRange {
-			out = append(out, lo)
+			out = append(out, span{lit: lo, isLiteral: true})
 			total++
 			continue
 		}
@@ -200,9 +252,7 @@ func parseBracket(body string) ([]string, string) {
 		if len(lo) > 1 && lo[0] == '0' {
 			width = len(lo)
 		}
-		for n := a; n <= b; n++ {
-			out = append(out, fmt.Sprintf("%0*d", width, n))
-		}
+		out = append(out, span{lo: a, hi: b, width: width})
 	}
 	return out, ""
 }

@@ -3,6 +3,7 @@ package handler
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -88,6 +89,39 @@ func TestExpandHostlistErrors(t *testing.T) {
 				t.Errorf("error: got %q, want it to mention %q", err, tt.wantMsg)
 			}
 		})
+	}
+}
+
+// Hostile items cost little: one over the cap is refused from its count,
+// before any name is built (expanding brackets first cost 5 s and 1.5 GB
+// for x[0-8000000][0-8000000], and the last case ran out of memory), and
+// one of many brackets costs its names' bytes, not their square (226 MB
+// before). Not parallel: it measures the allocations of the whole test
+// binary.
+func TestExpandHostlistHostileCost(t *testing.T) {
+	tests := []struct {
+		name     string
+		expr     string
+		wantErr  bool
+		maxAlloc uint64
+	}{
+		{"two wide brackets", "x[0-8000000][0-8000000]", true, 1 << 20},
+		{"widest bracket", "x[0-16777215]", true, 1 << 20},
+		{"second item over the cap", "a[0-65535],b[0-65535]", true, 1 << 20},
+		{"a thousand wide brackets", "x" + strings.Repeat("[0-9999999]", 1000), true, 1 << 20},
+		{"twenty thousand one-number brackets", "x" + strings.Repeat("[1]", 20000), false, 16 << 20},
+	}
+	for _, tt := range tests {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := ExpandHostlist(tt.expr, 0)
+		runtime.ReadMemStats(&after)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("%s: got error %v, want error %v", tt.name, err, tt.wantErr)
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got > tt.maxAlloc {
+			t.Errorf("%s: allocated %d bytes, want at most %d", tt.name, got, tt.maxAlloc)
+		}
 	}
 }
 
