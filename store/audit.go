@@ -46,13 +46,18 @@ const insertResultSQL = `INSERT INTO results (
 // The write methods below detach from ctx's cancellation: an audit row must
 // not be dropped because the request that asked for it was cancelled or hit
 // its deadline. Waiting for another process's lock is bounded by the busy
-// timeout; each write is one autocommit statement, durable when it returns.
+// timeout; each write is committed when it returns, alone or in one
+// transaction with the writes queued beside it (commit.go).
 
 // BeginRequest records rec with state 'running' and no status, before any
 // command runs. If it fails, nothing may run.
 func (s *Store) BeginRequest(ctx context.Context, rec *handler.RequestRecord) error {
 	args := requestArgs(rec, nil, nil, handler.RequestRunning)
-	if _, err := s.insertRequest.ExecContext(context.WithoutCancel(ctx), args...); err != nil {
+	err := s.write(func(ctx context.Context, bind bindFunc) error {
+		_, err := bind(s.insertRequest).ExecContext(ctx, args...)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("begin request %s: %w", rec.ID, err)
 	}
 	return nil
@@ -62,7 +67,11 @@ func (s *Store) BeginRequest(ctx context.Context, rec *handler.RequestRecord) er
 // listing) as finished, in one write.
 func (s *Store) RecordRequest(ctx context.Context, rec *handler.RequestRecord) error {
 	args := requestArgs(rec, status(rec.Status), rec.Duration.Milliseconds(), handler.RequestDone)
-	if _, err := s.insertRequest.ExecContext(context.WithoutCancel(ctx), args...); err != nil {
+	err := s.write(func(ctx context.Context, bind bindFunc) error {
+		_, err := bind(s.insertRequest).ExecContext(ctx, args...)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("record request %s: %w", rec.ID, err)
 	}
 	return nil
@@ -72,23 +81,27 @@ func (s *Store) RecordRequest(ctx context.Context, rec *handler.RequestRecord) e
 // duration and node count, and state 'done'. A request that was never begun
 // is recorded whole rather than lost.
 func (s *Store) FinishRequest(ctx context.Context, rec *handler.RequestRecord) error {
-	ctx = context.WithoutCancel(ctx)
-	r, err := s.finishRequest.ExecContext(ctx,
-		status(rec.Status), line(rec.Error, capError), rec.Duration.Milliseconds(), rec.NodeCount, rec.ID)
+	var whole bool
+	err := s.write(func(ctx context.Context, bind bindFunc) error {
+		r, err := bind(s.finishRequest).ExecContext(ctx,
+			status(rec.Status), line(rec.Error, capError), rec.Duration.Milliseconds(), rec.NodeCount, rec.ID)
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		if err != nil || n == 1 {
+			return err
+		}
+		whole = true
+		args := requestArgs(rec, status(rec.Status), rec.Duration.Milliseconds(), handler.RequestDone)
+		_, err = bind(s.insertRequest).ExecContext(ctx, args...)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("finish request %s: %w", rec.ID, err)
 	}
-	n, err := r.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("finish request %s: %w", rec.ID, err)
-	}
-	if n == 1 {
-		return nil
-	}
-	s.logger.Warn("finishing a request that was never begun; recording it whole", "request_id", rec.ID)
-	args := requestArgs(rec, status(rec.Status), rec.Duration.Milliseconds(), handler.RequestDone)
-	if _, err := s.insertRequest.ExecContext(ctx, args...); err != nil {
-		return fmt.Errorf("finish request %s: %w", rec.ID, err)
+	if whole {
+		s.logger.Warn("finished a request that was never begun; recorded it whole", "request_id", rec.ID)
 	}
 	return nil
 }
@@ -104,26 +117,28 @@ func (s *Store) RecordResult(ctx context.Context, requestID string, res *handler
 	if res.ExitCode == -1 {
 		exit = nil
 	}
-	_, err = s.insertResult.ExecContext(context.WithoutCancel(ctx),
-		requestID,
-		line(res.Node, capShort),
-		line(res.Platform, capShort),
-		line(string(res.Action), capShort),
-		formatTime(res.Start),
-		res.Duration.Milliseconds(),
-		exit,
-		line(res.State, capShort),
-		res.Success,
-		res.Missing,
-		res.Ran,
-		res.TimedOut,
-		text(res.Stdout),
-		res.StdoutTruncated,
-		text(res.Stderr),
-		res.StderrTruncated,
-		vars,
-		line(res.Error, capError),
-	)
+	err = s.write(func(ctx context.Context, bind bindFunc) error {
+		_, err := bind(s.insertResult).ExecContext(ctx, requestID,
+			line(res.Node, capShort),
+			line(res.Platform, capShort),
+			line(string(res.Action), capShort),
+			formatTime(res.Start),
+			res.Duration.Milliseconds(),
+			exit,
+			line(res.State, capShort),
+			res.Success,
+			res.Missing,
+			res.Ran,
+			res.TimedOut,
+			text(res.Stdout),
+			res.StdoutTruncated,
+			text(res.Stderr),
+			res.StderrTruncated,
+			vars,
+			line(res.Error, capError),
+		)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("record result for %s on %s: %w", requestID, res.Node, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openflighthpc/flight-power/handler"
@@ -51,6 +52,12 @@ type Store struct {
 	insertRequest *sql.Stmt
 	finishRequest *sql.Stmt
 	insertResult  *sql.Stmt
+
+	// writes feeds the group-commit goroutine (commit.go).
+	writes     chan *pendingWrite
+	writerDone chan struct{}
+	closeMu    sync.RWMutex
+	closed     bool
 }
 
 var _ handler.AuditLog = (*Store)(nil)
@@ -116,7 +123,8 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 
-	s := &Store{db: db, logger: logger}
+	s := &Store{db: db, logger: logger, writes: make(chan *pendingWrite), writerDone: make(chan struct{})}
+	go s.writer()
 	if err := s.init(ctx, mode); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -184,6 +192,13 @@ func dsn(path, mode string, busy time.Duration) string {
 // Close closes the database. In WAL mode the last connection to close
 // checkpoints and removes the -wal file.
 func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.writes)
+	}
+	s.closeMu.Unlock()
+	<-s.writerDone
 	var errs []error
 	for _, st := range []*sql.Stmt{s.insertRequest, s.finishRequest, s.insertResult} {
 		if st != nil {
