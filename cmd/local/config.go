@@ -41,6 +41,10 @@ type config struct {
 	tlsCert        string
 	tlsKey         string
 
+	// readHeaderTimeout is how long a client may take over its request
+	// line and headers before the connection is closed (slowloris).
+	readHeaderTimeout time.Duration
+
 	fs      *flag.FlagSet
 	unknown []string // keys in the conf file that no flag knows
 }
@@ -65,6 +69,7 @@ func newConfigFlags(name string, stderr io.Writer) *config {
 	fs.IntVar(&c.workers, "num_worker_commands", 50, "commands run at once per request")
 	fs.DurationVar(&c.commandTimeout, "command_timeout", 30*time.Second, "deadline of a command when its platform sets none")
 	fs.DurationVar(&c.shutdownGrace, "shutdown_grace", 60*time.Second, "how long running commands may finish after SIGTERM")
+	fs.DurationVar(&c.readHeaderTimeout, "read_header_timeout", 10*time.Second, "how long a client may take to send its request line and headers")
 	fs.StringVar(&c.scriptsDir, "scripts_dir", "", "working directory of commands (default: the topology's folder)")
 	fs.StringVar(&c.logLevel, "log_level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.tlsCert, "tls_cert", "", "TLS certificate (PEM); serve HTTPS when set with tls_key")
@@ -92,6 +97,9 @@ func (c *config) parse(args []string) error {
 	}
 	if err != nil {
 		return usageError{err}
+	}
+	if c.readHeaderTimeout <= 0 {
+		return usageError{fmt.Errorf("read_header_timeout %s: must be positive, or a slow client could hold a connection for ever", c.readHeaderTimeout)}
 	}
 	if c.scriptsDir == "" {
 		c.scriptsDir = filepath.Dir(c.topology)

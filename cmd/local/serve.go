@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -93,10 +94,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer cancelRuns()
 	srv := &http.Server{
 		Handler:           httpAdapter(h, runCtx),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
@@ -118,6 +119,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	log.Info("flight-power-server listening", "addr", ln.Addr().String(), "scheme", scheme,
 		"version", version, "nodes", len(topo.Nodes()), "audit_db", cfg.auditDB, "workers", cfg.workers)
+	if log.Enabled(ctx, slog.LevelDebug) {
+		go logRuntime(runCtx, log, runtimeLogEvery)
+	}
 
 	select {
 	case err := <-served:
@@ -143,8 +147,36 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
+// runtimeLogEvery is how often a server at log_level=debug logs its
+// goroutine count and heap, to watch a long run for leaks.
+const runtimeLogEvery = 5 * time.Second
+
+// logRuntime logs the goroutine count and heap every period until ctx ends.
+func logRuntime(ctx context.Context, log *slog.Logger, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var m runtime.MemStats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		runtime.ReadMemStats(&m)
+		log.Debug("runtime", "goroutines", runtime.NumGoroutine(), "heap_bytes", m.HeapAlloc, "sys_bytes", m.Sys, "gc_runs", m.NumGC)
+	}
+}
+
 // maxBodyBytes is read from a request body: the API takes none.
 const maxBodyBytes = handler.DefaultMaxBodyBytes
+
+// maxHeaderBytes bounds the request line and headers net/http reads before
+// the handler sees anything; beyond it net/http answers 431 itself, with no
+// X-Request-Id and no audit row. It is well above the handler's own query
+// limit, so a query too long for the handler (over 64 KiB, say a long list
+// of node names) is refused by the handler: 413 with the reason, the
+// request id and an audit row.
+const maxHeaderBytes = 1 << 20
 
 // httpAdapter maps net/http onto the transport-neutral handler.
 func httpAdapter(h *handler.Handler, runCtx context.Context) http.Handler {
