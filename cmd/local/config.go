@@ -145,7 +145,9 @@ func parseConfLine(s string) (key, value string, ok bool, err error) {
 	key, value, found := strings.Cut(s, "=")
 	key = strings.TrimSpace(key)
 	if !found || key == "" {
-		return "", "", false, fmt.Errorf("want key=value, got %q", s)
+		// Not quoted back: a line without its key may be a bare secret,
+		// and this error goes to the log. The file and line say where.
+		return "", "", false, errors.New("want key=value")
 	}
 	value = strings.TrimSpace(value)
 	switch {

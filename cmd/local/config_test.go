@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -61,5 +62,23 @@ func TestCommandEnvDropsServerSecrets(t *testing.T) {
 	}
 	if got := commandEnv([]string{"A=b"}, "", flag.NewFlagSet("x", flag.ContinueOnError)); !strings.HasPrefix(got[len(got)-1], "PATH=") {
 		t.Errorf("no PATH added: %q", got)
+	}
+}
+
+// A conf line that is not key=value may be a secret whose key was lost in
+// an edit; the error, which goes to the log, names the file and line only.
+func TestConfErrorDoesNotQuoteTheLine(t *testing.T) {
+	t.Parallel()
+	const secret = "0123456789abcdef0123456789abcdef"
+	for _, line := range []string{secret, "jwt_shared_secret " + secret, "jwt_shared_secret: " + secret} {
+		path := filepath.Join(t.TempDir(), "power-server.conf")
+		writeFile(t, path, "listen=:1\n"+line+"\n", 0o600)
+		err := newConfigFlags("t", io.Discard).parse([]string{"--config", path})
+		if err == nil || !strings.Contains(err.Error(), path+":2: want key=value") {
+			t.Errorf("%q: got %v, want %s:2: want key=value", line, err, path)
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: the error quotes the secret: %v", line, err)
+		}
 	}
 }
