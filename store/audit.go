@@ -45,9 +45,10 @@ const insertResultSQL = `INSERT INTO results (
 
 // The write methods below detach from ctx's cancellation: an audit row must
 // not be dropped because the request that asked for it was cancelled or hit
-// its deadline. Waiting for another process's lock is bounded by the busy
-// timeout; each write is committed when it returns, alone or in one
-// transaction with the writes queued beside it (commit.go).
+// its deadline. Waiting, behind this process's other writes and for another
+// process's lock together, is bounded by the busy timeout; each write is
+// committed when it returns, alone or in one transaction with the writes
+// queued beside it (commit.go).
 
 // BeginRequest records rec with state 'running' and no status, before any
 // command runs. If it fails, nothing may run.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"time"
 )
 
 // Group commit. Every write of this process goes through one goroutine,
@@ -17,6 +19,14 @@ import (
 // maxBatch bounds one transaction, so one commit stays short.
 const maxBatch = 256
 
+// Each write waits at most the busy timeout in all, from when it is asked
+// for: queued behind this process's other writes and waiting for another
+// process's lock together. Without that bound, writes queued behind a lock
+// that another process holds (an admin's open transaction in the sqlite3
+// shell) failed one busy timeout after another, and the 20th request
+// waited 20 of them for its 503. A write whose time is up is not run, so
+// nothing its caller was told failed is written later.
+
 // errClosed is the error of a write after Close.
 var errClosed = errors.New("audit log is closed")
 
@@ -26,13 +36,14 @@ type bindFunc func(*sql.Stmt) *sql.Stmt
 
 // pendingWrite is one write waiting for its commit.
 type pendingWrite struct {
-	exec func(ctx context.Context, bind bindFunc) error
-	done chan error
+	exec     func(ctx context.Context, bind bindFunc) error
+	deadline time.Time // the busy timeout after the write was asked for
+	done     chan error
 }
 
 // write queues exec and waits until it is committed or has failed.
 func (s *Store) write(exec func(ctx context.Context, bind bindFunc) error) error {
-	w := &pendingWrite{exec: exec, done: make(chan error, 1)}
+	w := &pendingWrite{exec: exec, deadline: time.Now().Add(s.busy), done: make(chan error, 1)}
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
@@ -66,12 +77,32 @@ func (s *Store) writer() {
 
 // commit writes batch and tells each write how it went.
 func (s *Store) commit(batch []*pendingWrite) {
-	ctx := context.Background()
-	if len(batch) == 1 {
-		batch[0].done <- batch[0].exec(ctx, func(st *sql.Stmt) *sql.Stmt { return st })
+	live := batch[:0]
+	for _, w := range batch {
+		if time.Now().After(w.deadline) {
+			w.done <- s.timeUp(nil)
+			continue
+		}
+		live = append(live, w)
+	}
+	batch = live
+	switch len(batch) {
+	case 0:
+		return
+	case 1:
+		batch[0].done <- s.execAlone(batch[0])
 		return
 	}
 	err := func() error {
+		// The batch may wait for the lock until its first write's time is up.
+		first := batch[0].deadline
+		for _, w := range batch[1:] {
+			if w.deadline.Before(first) {
+				first = w.deadline
+			}
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), first)
+		defer cancel()
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -96,6 +127,29 @@ func (s *Store) commit(batch []*pendingWrite) {
 	// gets its own answer.
 	s.logger.Debug("group commit failed; writing one by one", "writes", len(batch), "err", err)
 	for _, w := range batch {
-		w.done <- w.exec(ctx, func(st *sql.Stmt) *sql.Stmt { return st })
+		w.done <- s.execAlone(w)
 	}
+}
+
+// execAlone runs one write as its own autocommit statement, waiting for
+// the lock until the write's time is up.
+func (s *Store) execAlone(w *pendingWrite) error {
+	if time.Now().After(w.deadline) {
+		return s.timeUp(nil)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), w.deadline)
+	defer cancel()
+	err := w.exec(ctx, func(st *sql.Stmt) *sql.Stmt { return st })
+	if err != nil && ctx.Err() != nil {
+		return s.timeUp(err)
+	}
+	return err
+}
+
+// timeUp is the error of a write that waited the busy timeout in vain.
+func (s *Store) timeUp(err error) error {
+	if err == nil {
+		err = errors.New("database is locked")
+	}
+	return fmt.Errorf("gave up after waiting %s for the write lock (another process holds it, or writes are stuck): %w", s.busy, err)
 }

@@ -48,6 +48,7 @@ type Options struct {
 type Store struct {
 	db     *sql.DB
 	logger *slog.Logger
+	busy   time.Duration // how long a write may wait in all (commit.go)
 
 	insertRequest *sql.Stmt
 	finishRequest *sql.Stmt
@@ -123,7 +124,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 
-	s := &Store{db: db, logger: logger, writes: make(chan *pendingWrite), writerDone: make(chan struct{})}
+	s := &Store{db: db, logger: logger, busy: opts.BusyTimeout, writes: make(chan *pendingWrite), writerDone: make(chan struct{})}
 	go s.writer()
 	if err := s.init(ctx, mode); err != nil {
 		_ = s.Close()
