@@ -60,9 +60,10 @@ type Config struct {
 
 // Handler serves the flight-power API for any transport.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	tokens *tokenCache
 }
 
 // New checks cfg and returns a Handler.
@@ -79,7 +80,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.MaxQueryBytes <= 0 {
 		cfg.MaxQueryBytes = DefaultMaxQueryBytes
 	}
-	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	h := &Handler{cfg: cfg, log: cfg.Logger, now: cfg.Now, tokens: newTokenCache()}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -182,7 +183,7 @@ func (h *Handler) admit(req *Request) (route, Caller, error) {
 	if req.BodyTooBig {
 		return route{}, Caller{}, Errorf(ETOOLARGE, "request body is too large: the API takes no body")
 	}
-	caller, err := verifyToken(h.cfg.Secret, req.Header.Get("Authorization"), h.now(), h.cfg.Leeway)
+	caller, err := h.tokens.verify(h.cfg.Secret, req.Header.Get("Authorization"), h.now(), h.cfg.Leeway)
 	if err != nil {
 		return route{}, Caller{}, err
 	}
