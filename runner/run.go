@@ -48,6 +48,10 @@ type Options struct {
 	OutputCap      int           // bytes kept per stream, default 64 KiB
 	Shell          string        // default /bin/sh
 	Logger         *slog.Logger  // nil = discard
+	// Redact lists values scrubbed from every command's output and error
+	// besides the secret-looking variables: the server's JWT secret, which
+	// no command is given but one could read from the conf file.
+	Redact []string
 }
 
 // Runner runs a topology's power commands. It satisfies handler.Runner and
@@ -56,6 +60,8 @@ type Runner struct {
 	topo    *Topology
 	opts    Options
 	baseEnv []string // opts.BaseEnv, one entry per name
+	secrets []string // Redact and the secret-looking values of baseEnv
+	scrub   *scrubber
 	log     *slog.Logger
 }
 
@@ -79,12 +85,15 @@ func New(t *Topology, opts Options) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{
+	r := &Runner{
 		topo:    t,
 		opts:    opts,
 		baseEnv: dedupEnv(opts.BaseEnv),
 		log:     log.With("component", "runner"),
 	}
+	r.secrets = append(secretValues(r.baseEnv, nil), opts.Redact...)
+	r.scrub = newScrubber(r.secrets)
+	return r
 }
 
 // Topology is the topology the runner was built with.
@@ -103,6 +112,7 @@ type job struct {
 	script  string
 	env     []string
 	timeout time.Duration
+	scrub   *scrubber // nil: nothing to scrub
 }
 
 // Run runs action on every named node, at most Options.Workers at once, and
@@ -232,7 +242,13 @@ func (r *Runner) prepare(action handler.Action, name string) (*job, handler.Resu
 	if timeout <= 0 {
 		timeout = r.opts.DefaultTimeout
 	}
-	return &job{res: res, plat: p, script: script, env: env, timeout: timeout}, handler.Result{}
+	// Secret-looking values of the node, given to the command or not, and
+	// defaults the platform gives, are scrubbed with the runner's own.
+	scrub := r.scrub
+	if own := append(secretValues(nil, n.vars), secretValues(nil, vars)...); len(own) > 0 {
+		scrub = newScrubber(append(own, r.secrets...))
+	}
+	return &job{res: res, plat: p, script: script, env: env, timeout: timeout, scrub: scrub}, handler.Result{}
 }
 
 // execute runs one job, or reports it not run when ctx has already ended.
@@ -249,8 +265,10 @@ func (r *Runner) execute(ctx context.Context, j *job) handler.Result {
 	out := r.command(ctx, j)
 	res.Duration = time.Since(res.Start)
 	res.Ran = out.started
-	res.Stdout, res.StdoutTruncated = out.stdout.text(), out.stdout.truncated
-	res.Stderr, res.StderrTruncated = out.stderr.text(), out.stderr.truncated
+	// Output is scrubbed of secret values here, before anything (the
+	// error below, the audit log, the answer) is made from it.
+	res.Stdout, res.StdoutTruncated = j.scrub.text(out.stdout.text(), out.stdout.truncated), out.stdout.truncated
+	res.Stderr, res.StderrTruncated = j.scrub.text(out.stderr.text(), out.stderr.truncated), out.stderr.truncated
 	log := r.log.With("node", res.Node, "platform", res.Platform, "action", string(res.Action))
 
 	switch {
@@ -275,6 +293,7 @@ func (r *Runner) execute(ctx context.Context, j *job) handler.Result {
 		}
 		log.Debug("command finished", "exit", out.exit, "state", res.State, "duration", res.Duration)
 	}
+	res.Error = j.scrub.text(res.Error, false)
 	return res
 }
 
