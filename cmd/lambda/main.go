@@ -86,6 +86,7 @@ func setup(ctx context.Context, getenv func(string) string, environ []string, ex
 		DefaultTimeout: cfg.commandTimeout,
 		ScriptsDir:     cfg.scriptsDir,
 		BaseEnv:        commandEnv(environ, cfg.secret),
+		Redact:         []string{cfg.secret},
 		Logger:         log,
 	})
 	h, err := handler.New(handler.Config{

@@ -71,6 +71,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		DefaultTimeout: cfg.commandTimeout,
 		ScriptsDir:     cfg.scriptsDir,
 		BaseEnv:        commandEnv(os.Environ(), cfg.secret, cfg.fs),
+		Redact:         []string{cfg.secret},
 		Logger:         log.With("component", "runner"),
 	})
 	h, err := handler.New(handler.Config{
