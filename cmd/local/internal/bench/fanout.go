@@ -96,6 +96,10 @@ func benchFanout(ctx context.Context, s *suite) []row {
 	if _, err := timedStatus(ctx, srv.url, "node%5B0001-0100%5D", tok, 100, "on"); err != nil {
 		return fail(err)
 	}
+	self0, kids0, err := srv.cpu()
+	if err != nil {
+		return fail(err)
+	}
 	var ours, ref []time.Duration
 	for i := range s.trials {
 		s.logf("trial %d/%d", i+1, s.trials)
@@ -114,6 +118,11 @@ func benchFanout(ctx context.Context, s *suite) []row {
 	if err != nil {
 		return fail(err)
 	}
+	self1, kids1, err := srv.cpu()
+	if err != nil {
+		return fail(err)
+	}
+	cmds := time.Duration(len(ours) * fanoutNodes)
 
 	m, r := median(ours), median(ref)
 	return []row{
@@ -123,6 +132,7 @@ func benchFanout(ctx context.Context, s *suite) []row {
 			verdict: verdict(m.Seconds() <= 1.15*idealSleep.Seconds()),
 			notes: []string{
 				fmt.Sprintf("shipped sim platform (demo-topology.yaml), sim_delay 0.2; runs %s; median of %d; %.2f x the xargs -P 100 run beside it", spread(ours), len(ours), m.Seconds()/r.Seconds()),
+				fmt.Sprintf("CPU per command: server %s, the command's processes (sh, sleep) %s", micros((self1-self0)/cmds), micros((kids1-kids0)/cmds)),
 			},
 		},
 		{
@@ -133,7 +143,7 @@ func benchFanout(ctx context.Context, s *suite) []row {
 		},
 		{
 			metric: rssMetric, value: megabytes(hwm), target: rssTarget, verdict: verdict(hwm <= 60e6),
-			notes: []string{fmt.Sprintf("after %d requests of 1,000 nodes at fan-out 100 (and one warm-up of 100)", len(ours))},
+			notes: []string{fmt.Sprintf("VmHWM of the server process after %d requests for 1,000 nodes at fan-out 100 and a warm-up of 100", len(ours))},
 		},
 	}
 }
@@ -225,6 +235,9 @@ func platformCommand(platform any, action string) (string, error) {
 	}
 	return c, nil
 }
+
+// micros formats d in microseconds.
+func micros(d time.Duration) string { return fmt.Sprintf("%d us", d.Microseconds()) }
 
 // megabytes formats n bytes in MB of 10^6 bytes, the stricter reading of
 // the targets.

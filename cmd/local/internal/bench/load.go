@@ -65,7 +65,15 @@ func benchNodes(ctx context.Context, s *suite) []row {
 	}
 
 	s.logf("wrk against flight-power-server for %s", s.wrkFor)
+	cpu0, _, err := srv.cpu()
+	if err != nil {
+		return fail(err)
+	}
 	ours, err := runWrk(ctx, wrkBin, srv.url+"/nodes", tok, s.wrkFor)
+	if err != nil {
+		return fail(err)
+	}
+	cpu1, _, err := srv.cpu()
 	if err != nil {
 		return fail(err)
 	}
@@ -93,6 +101,7 @@ func benchNodes(ctx context.Context, s *suite) []row {
 			notes: []string{
 				fmt.Sprintf("%s for %s on loopback, sharing the machine's CPUs with the server; demo topology; log_level info to a pipe; %s", load, s.wrkFor, auditNote),
 				"baseline: a net/http server in the bench process answering the same bytes, no token, no audit, loaded the same way right after",
+				fmt.Sprintf("server CPU per request: %s (of 2 CPUs shared with wrk)", micros((cpu1-cpu0)/time.Duration(max(1, ours.requests)))),
 			},
 		},
 		{

@@ -170,6 +170,30 @@ func (p *serverProc) peakRSS() (int64, error) {
 	return 0, errors.New("no VmHWM in /proc/PID/status")
 }
 
+// cpu is the CPU time the server has used, its own and its reaped
+// children's (the commands it ran), from /proc/PID/stat.
+func (p *serverProc) cpu() (self, children time.Duration, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Fields after the command name, which is in parentheses: utime, stime,
+	// cutime and cstime are the 14th to 17th fields of the whole line.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return 0, 0, fmt.Errorf("short /proc/PID/stat: %q", b)
+	}
+	var t [4]int64
+	for k := range t {
+		if t[k], err = strconv.ParseInt(f[11+k], 10, 64); err != nil {
+			return 0, 0, err
+		}
+	}
+	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(t[0]+t[1]) * tick, time.Duration(t[2]+t[3]) * tick, nil
+}
+
 // token mints a token the bench servers accept.
 func token(role string) (string, error) {
 	return handler.MintToken([]byte(benchSecret), "bench", role, 24*time.Hour, time.Now())
