@@ -207,6 +207,13 @@ func (t *Topology) Check() []Problem {
 // parser gathers problems so that one load reports all of them.
 type parser struct {
 	problems []Problem
+	// Merge keys (<<: *anchor) may name a mapping that merges itself, or
+	// the same mapping many times over at every level: merged remembers
+	// each merged mapping's entries, and reading marks the mappings being
+	// read, so a cycle is reported instead of recursing for ever, and
+	// nested merges cost their size, not the product of their fan-outs.
+	merged  map[*yaml.Node][]pair
+	reading map[*yaml.Node]bool
 }
 
 func (p *parser) addf(line int, format string, args ...any) {
@@ -291,6 +298,15 @@ func (p *parser) pairs(n *yaml.Node, what string) ([]pair, bool) {
 		p.addf(n.Line, "%s must be a mapping of key: value", what)
 		return nil, false
 	}
+	if p.reading[n] {
+		p.addf(n.Line, "%s: << merges a mapping into itself", what)
+		return nil, false
+	}
+	if p.reading == nil {
+		p.reading = map[*yaml.Node]bool{}
+	}
+	p.reading[n] = true
+	defer delete(p.reading, n)
 	var explicit, merged []pair
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -339,7 +355,14 @@ func (p *parser) mergeSources(v *yaml.Node, what string) []pair {
 			p.addf(s.Line, "%s: << must merge a mapping or a list of mappings", what)
 			continue
 		}
-		ps, _ := p.pairs(s, what)
+		ps, done := p.merged[s]
+		if !done {
+			ps, _ = p.pairs(s, what)
+			if p.merged == nil {
+				p.merged = map[*yaml.Node][]pair{}
+			}
+			p.merged[s] = ps
+		}
 		out = append(out, ps...)
 	}
 	return out

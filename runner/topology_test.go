@@ -2,6 +2,7 @@ package runner
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -453,5 +454,64 @@ platforms:
 	}
 	if got, want := want[0].Describe("topology.yaml"), `topology.yaml:2: node "node01": missing variable "bmc" required by platform "ipmi"`; got != want {
 		t.Errorf("Describe: got %q, want %q", got, want)
+	}
+}
+
+// Merge keys that form a cycle are a problem with its line, not a stack
+// overflow (which killed the process), and merges nested many levels deep,
+// each merging the level below ten times, load in their own size, not ten
+// to the power of their depth (7 levels took 6 s, 20 would never end).
+func TestLoadMergeCyclesAndFanOut(t *testing.T) {
+	t.Parallel()
+	cycles := []struct {
+		name string
+		src  string
+		line int
+	}{
+		{"a node merges itself", "static_nodes:\n  n: &n {platform: p, <<: *n}\n", 2},
+		{"a platform merges itself", "platforms:\n  p: &p\n    status: exit 0\n    <<: [*p]\n", 2},
+	}
+	for _, tt := range cycles {
+		got := withDeadline(t, tt.src)
+		if len(got) == 0 || got[0].Line != tt.line || !strings.Contains(got[0].Msg, "merges a mapping into itself") {
+			t.Errorf("%s: got %v, want a problem at line %d saying it merges itself", tt.name, got, tt.line)
+		}
+	}
+
+	var b strings.Builder
+	b.WriteString("static_nodes:\n  a0: &a0 {platform: p, k: v}\n")
+	for i := 1; i <= 20; i++ {
+		fmt.Fprintf(&b, "  a%d: &a%d {<<: [%s]}\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 10), ","))
+	}
+	b.WriteString("platforms:\n  p:\n    variables: [k]\n    status: exit 0\n")
+	if got := withDeadline(t, b.String()); len(got) != 0 {
+		t.Fatalf("nested merges: got problems %v, want none", got)
+	}
+	topo := load(t, b.String())
+	if got := topo.nodes["a20"].vars; got["k"] != "v" || got["platform"] != "p" {
+		t.Errorf("a20: got %v, want the values merged from a0", got)
+	}
+}
+
+// withDeadline loads src and returns its problems, failing the test when
+// loading takes more than ten seconds.
+func withDeadline(tb testing.TB, src string) []Problem {
+	tb.Helper()
+	done := make(chan []Problem, 1)
+	go func() {
+		_, err := Load(strings.NewReader(src))
+		var te *TopologyError
+		if errors.As(err, &te) {
+			done <- te.Problems
+			return
+		}
+		done <- nil
+	}()
+	select {
+	case p := <-done:
+		return p
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("Load did not finish within 10s")
+		return nil
 	}
 }
