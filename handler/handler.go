@@ -297,7 +297,11 @@ func (h *Handler) runAction(ctx context.Context, rec *RequestRecord, action Acti
 		// The results must reach the log even when the caller has gone.
 		if err := h.cfg.Audit.RecordResult(context.WithoutCancel(ctx), rec.ID, &res); err != nil {
 			auditFailures++
-			h.log.Error("record result", "id", rec.ID, "node", r.Node, "err", err)
+			// The server log keeps what the audit log could not.
+			h.log.Error("result not recorded in the audit log", "id", rec.ID, "node", r.Node,
+				"platform", r.Platform, "action", string(r.Action), "state", r.State, "success", r.Success,
+				"exit_code", r.ExitCode, "timed_out", r.TimedOut, "duration", r.Duration,
+				"error", safeLog(r.Error), "err", err)
 		}
 	})
 	ordered := make([]*Result, 0, len(names))
@@ -314,7 +318,8 @@ func (h *Handler) runAction(ctx context.Context, rec *RequestRecord, action Acti
 	}
 	rec.Duration = h.now().Sub(rec.Time)
 	if err := h.cfg.Audit.FinishRequest(context.WithoutCancel(ctx), rec); err != nil {
-		h.log.Error("finish request in audit log", "id", rec.ID, "err", err)
+		h.log.Error("request not finished in the audit log: its row stays running until the next start marks it interrupted",
+			"id", rec.ID, "status", rec.Status, "nodes", rec.NodeCount, "error", rec.Error, "err", err)
 	}
 	return &Response{Status: http.StatusOK, Body: encodeCommands(ordered)}
 }

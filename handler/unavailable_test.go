@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -70,5 +71,37 @@ func TestUnavailableAuditIsTriedOnce(t *testing.T) {
 	}
 	if len(r.ran) != 0 {
 		t.Errorf("ran with the audit log down: %v", r.ran)
+	}
+}
+
+// resultlessAudit begins and finishes requests but cannot record results,
+// as an audit log whose disk fills mid-request.
+type resultlessAudit struct{ *fakeAudit }
+
+func (resultlessAudit) RecordResult(context.Context, string, *Result) error {
+	return errors.New("database or disk is full (13)")
+}
+
+// A result the audit log cannot take is in the server log, with what
+// became of the node, so it is not lost.
+func TestUnrecordedResultsAreLoggedWithTheirOutcome(t *testing.T) {
+	t.Parallel()
+	r := &fakeRunner{nodes: []Node{{"node01", "sim"}, {"node02", "sim"}}}
+	var log strings.Builder
+	h, err := New(Config{Secret: testSecret, Runner: r, Audit: resultlessAudit{newFakeAudit()},
+		Logger: slog.New(slog.NewTextHandler(&log, nil)), Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := h.Serve(context.Background(), &Request{Method: "PATCH", Path: "/", RawQuery: "nodes=node[01-02]",
+		Header: http.Header{"Authorization": {operatorAuth(t)}}})
+	if resp.Status != http.StatusOK {
+		t.Fatalf("status got %d, want 200: the commands ran", resp.Status)
+	}
+	for _, node := range []string{"node01", "node02"} {
+		want := "node=" + node + " platform=sim action=power_on state=ok success=true exit_code=0 timed_out=false"
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("server log lacks %q:\n%s", want, log.String())
+		}
 	}
 }
