@@ -14,13 +14,14 @@ PREFIX  ?= /opt/flight
 # Debian packages the tests drive for real (installed by `make deps` when missing).
 TEST_PKGS := sqlite3 openipmi ipmitool awscli
 
-.PHONY: help build test test-unit deps run bench lint fmt vet clean install lambda build-FlightPowerFunction
+.PHONY: help build test test-unit deps run bench fuzz lint fmt vet clean install lambda build-FlightPowerFunction
 
 help:
 	@echo "make build    build bin/flight-power-server and bin/flight-power"
 	@echo "make run      start a demo server on $(LISTEN) with simulated nodes"
 	@echo "make test     install what the tests need, then run every test"
 	@echo "make bench    run the benchmarks and print a table"
+	@echo "make fuzz     run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
 	@echo "make lint     gofmt and go vet"
 	@echo "make install  lay out $(PREFIX) and the systemd unit (as root)"
 	@echo "make lambda   bin/bootstrap-arm64 and bin/bootstrap-amd64 for AWS Lambda (sam build uses build-FlightPowerFunction)"
@@ -84,6 +85,21 @@ BENCH_ARGS ?=
 bench: build
 	@$(MAKE) --no-print-directory deps TEST_PKGS="$(BENCH_PKGS)"
 	$(GO) run ./cmd/local/internal/bench -server bin/flight-power-server $(BENCH_ARGS)
+
+# Every fuzz target, as package:Name. `go test` (so `make test`) runs their
+# seeds, from f.Add and <package>/testdata/fuzz/<Name>/; `make fuzz` fuzzes
+# each for FUZZTIME. An input that fails is left in testdata/fuzz/<Name>/:
+# fix the bug and commit the file as a regression case.
+FUZZTIME     ?= 30s
+FUZZ_TARGETS := handler:FuzzExpandHostlist handler:FuzzServe runner:FuzzLoad \
+	cmd/lambda:FuzzDecodeEvent cmd/local:FuzzParseConfLine cmd/local:FuzzConfFile
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name (./$$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
 
 install: build
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/opt/power-server/bin $(DESTDIR)$(PREFIX)/etc/power-server \

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,6 +29,11 @@ import (
 var serverBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if w := flag.Lookup("test.fuzzworker"); w != nil && w.Value.String() == "true" {
+		// A fuzzing worker runs one fuzz target and no server.
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "flight-power-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
