@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // DefaultHostlistCap bounds how many names one request may expand to.
@@ -174,6 +175,17 @@ func appendPadded(buf []byte, n, width int) []byte {
 	return append(buf, d...)
 }
 
+// describeChar names the character s starts with; a byte that does not
+// start valid UTF-8 is shown as the byte it is, not as the Latin-1
+// character of that number (0xff is not 'ÿ').
+func describeChar(s string) string {
+	r, size := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte 0x%02x (not UTF-8)", s[0])
+	}
+	return fmt.Sprintf("character %q", r)
+}
+
 func nameChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		c == '-' || c == '_' || c == '.'
@@ -208,7 +220,7 @@ func parseItem(item string) (pattern, error) {
 			lit.WriteByte(c)
 			i++
 		default:
-			return bad(fmt.Sprintf("character %q is not allowed in a node name", rune(c)))
+			return bad(describeChar(item[i:]) + " is not allowed in a node name")
 		}
 	}
 	p.lits = append(p.lits, lit.String())
