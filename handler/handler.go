@@ -339,8 +339,9 @@ func (h *Handler) finishListing(ctx context.Context, rec *RequestRecord, body []
 	rec.Duration = h.now().Sub(rec.Time)
 	if err := h.cfg.Audit.RecordRequest(context.WithoutCancel(ctx), rec); err != nil {
 		h.log.Error("audit log unavailable", "id", rec.ID, "err", err)
-		rec.Status = http.StatusServiceUnavailable
-		return h.errorResponse(Errorf(EUNAVAILABLE, "audit log unavailable: check the server log and the audit_db path"))
+		refusal := Errorf(EUNAVAILABLE, "audit log unavailable: check the server log and the audit_db path")
+		rec.Status, rec.Error = http.StatusServiceUnavailable, ErrorMessage(refusal)
+		return h.errorResponse(refusal)
 	}
 	return &Response{Status: http.StatusOK, Body: body}
 }

@@ -105,3 +105,21 @@ func TestUnrecordedResultsAreLoggedWithTheirOutcome(t *testing.T) {
 		}
 	}
 }
+
+// The one line each request logs says why a refused listing was refused.
+func TestRefusedListingLogsItsError(t *testing.T) {
+	t.Parallel()
+	var log strings.Builder
+	h, err := New(Config{Secret: testSecret, Runner: &fakeRunner{}, Audit: &countingAudit{},
+		Logger: slog.New(slog.NewTextHandler(&log, nil)), Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := h.Serve(context.Background(), &Request{Method: "GET", Path: "/nodes", Header: http.Header{"Authorization": {operatorAuth(t)}}})
+	if resp.Status != http.StatusServiceUnavailable {
+		t.Fatalf("status got %d, want 503", resp.Status)
+	}
+	if want := `status=503 duration=0s error="audit log unavailable`; !strings.Contains(log.String(), want) {
+		t.Errorf("request log line lacks %q:\n%s", want, log.String())
+	}
+}
