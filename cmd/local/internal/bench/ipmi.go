@@ -85,8 +85,9 @@ func benchIPMI(ctx context.Context, s *suite) []row {
 		fmt.Fprintln(&portList, p)
 	}
 	xargs := func() (time.Duration, error) {
+		// The flags of the shipped platform's call: one retry after 1 s.
 		cmd := exec.CommandContext(ctx, "xargs", "-P", fmt.Sprint(bmcCount), "-I{}",
-			"ipmitool", "-I", "lanplus", "-H", "127.0.0.1", "-p", "{}", "-U", bmcUser, "-E", "-C", "3", "chassis", "power", "status")
+			"ipmitool", "-v", "-I", "lanplus", "-N", "1", "-R", "1", "-H", "127.0.0.1", "-p", "{}", "-C", "3", "-U", bmcUser, "-E", "chassis", "power", "status")
 		cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+bmcPassword)
 		cmd.Stdin = strings.NewReader(portList.String())
 		var out strings.Builder
@@ -109,16 +110,27 @@ func benchIPMI(ctx context.Context, s *suite) []row {
 	if _, err := xargs(); err != nil {
 		return fail(err)
 	}
-	// ipmitool's timings swing with the machine's load: more pairs.
+	// ipmitool's timings swing with the machine's load: more pairs. On a
+	// loaded machine a UDP answer can miss ipmitool's 1 s window; such a
+	// run, on either side, is run again once and counted in the notes.
 	var ours, ref []time.Duration
+	var retried []string
+	again := func(f func() (time.Duration, error), side string) (time.Duration, error) {
+		d, err := f()
+		if err != nil {
+			retried = append(retried, side+": "+oneLine(err.Error()))
+			d, err = f()
+		}
+		return d, err
+	}
 	n := max(9, 3*s.trials)
 	for range n {
-		d, err := status()
+		d, err := again(status, "server")
 		if err != nil {
 			return fail(err)
 		}
 		ours = append(ours, d)
-		if d, err = xargs(); err != nil {
+		if d, err = again(xargs, "xargs"); err != nil {
 			return fail(err)
 		}
 		ref = append(ref, d)
@@ -128,8 +140,8 @@ func benchIPMI(ctx context.Context, s *suite) []row {
 		metric: metric, value: millis(m), target: target,
 		baseline: "xargs " + millis(r), ratio: ratio(m.Seconds(), r.Seconds()),
 		verdict: verdict(m.Seconds() <= 1.2*r.Seconds()),
-		notes: []string{fmt.Sprintf("shipped ipmi platform (topology.yaml), lanplus -C 3; server runs %s; xargs runs %s; medians of %d interleaved pairs after one warm-up each",
-			millisList(ours), millisList(ref), n)},
+		notes: append([]string{fmt.Sprintf("shipped ipmi platform (topology.yaml), lanplus -C 3 -N 1 -R 1; server runs %s; xargs runs %s; medians of %d interleaved pairs after one warm-up each",
+			millisList(ours), millisList(ref), n)}, retryNotes(retried)...),
 	}}
 }
 
@@ -249,6 +261,14 @@ func waitUDPBound(ctx context.Context, port int, within time.Duration) error {
 		}
 	}
 	return fmt.Errorf("ipmi_sim did not bind UDP port %d within %s", port, within)
+}
+
+func retryNotes(retried []string) []string {
+	var out []string
+	for _, r := range retried {
+		out = append(out, "run again after a failed run ("+r+")")
+	}
+	return out
 }
 
 func millisList(ds []time.Duration) string {
