@@ -80,15 +80,19 @@ func FuzzParseConfLine(f *testing.F) {
 
 // checkNoValueInError fails when the error for a line that does not parse
 // quotes what may be a secret: the value after '=', or the whole line when
-// there is no '='. The file and line number say where to look.
+// there is no '='. It may name the key; the file and line number say where
+// to look.
 func checkNoValueInError(t *testing.T, line string, err error) {
 	t.Helper()
-	s := strings.TrimSpace(line)
-	if _, v, found := strings.Cut(s, "="); found {
+	s, msg := strings.TrimSpace(line), err.Error()
+	if k, v, found := strings.Cut(s, "="); found {
 		s = v
+		if k = strings.TrimSpace(strings.TrimPrefix(k, "export ")); k != "" {
+			msg = strings.ReplaceAll(msg, k, "")
+		}
 	}
 	s = strings.Trim(strings.TrimSpace(s), `'"`)
-	if len(s) >= 8 && strings.Contains(err.Error(), s) {
+	if len(s) >= 8 && strings.Contains(msg, s) {
 		t.Fatalf("the error for %q quotes its value: %v", line, err)
 	}
 }
@@ -116,8 +120,10 @@ func FuzzConfFile(f *testing.F) {
 		err := cfg.parse([]string{"--config", path})
 
 		// The secrets the file tries to set, lines that may be one, and the
-		// other values (which an error may quote).
-		var secrets, others []string
+		// other keys and values, which a message may quote, as it may the
+		// file's path.
+		var secrets []string
+		others := []string{path, secretFlag}
 		for _, line := range strings.Split(string(data), "\n") {
 			key, value, ok, lerr := parseConfLine(line)
 			switch {
@@ -129,7 +135,7 @@ func FuzzConfFile(f *testing.F) {
 			case ok && key == secretFlag:
 				secrets = append(secrets, value)
 			case ok:
-				others = append(others, value)
+				others = append(others, key, value)
 			}
 		}
 		var said []string
