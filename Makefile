@@ -107,8 +107,8 @@ fuzz:
 
 # make soak: SOAK_RATE requests a second of mixed routes, tokens and
 # rejections against the real server for SOAK_DURATION; fails if its RSS,
-# open fds, goroutines or threads grow, or any request is not in the audit
-# log. Not part of make test (cmd/local/soak_test.go, build tag soak).
+# open fds or goroutines grow, or any request is not in the audit log.
+# Not part of make test (cmd/local/soak_test.go, build tag soak).
 SOAK_DURATION ?= 10m
 SOAK_RATE     ?= 50
 
