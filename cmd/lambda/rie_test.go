@@ -67,8 +67,8 @@ func buildArtefacts(t *testing.T) (bootstrap, rie string) {
 			}
 			artefacts.dir = dir
 			artefacts.bootstrap = filepath.Join(dir, "bootstrap")
-			build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", artefacts.bootstrap, ".")
-			build.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+runtime.GOARCH, "CGO_ENABLED=0")
+			// The Makefile owns the build flags: build as sam build does.
+			build := exec.Command("make", "-s", "-C", "../..", "bootstrap", "BOOTSTRAP="+artefacts.bootstrap, "LAMBDA_ARCH="+runtime.GOARCH)
 			if out, err := build.CombinedOutput(); err != nil {
 				return fmt.Errorf("build bootstrap: %v\n%s", err, out)
 			}

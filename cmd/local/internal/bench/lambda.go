@@ -49,20 +49,12 @@ func benchLambda(ctx context.Context, s *suite) []row {
 
 	s.logf("building bootstrap for linux/arm64 and linux/%s", runtime.GOARCH)
 	arm := filepath.Join(dir, "bootstrap-arm64")
-	if err := buildBootstrap(ctx, s.repo, "arm64", arm, ""); err != nil {
+	if err := buildBootstrap(ctx, s.repo, "arm64", arm); err != nil {
 		rows = append(rows, errRow(sizeMetric, sizeTarget, err))
 	} else if fi, err := os.Stat(arm); err != nil {
 		rows = append(rows, errRow(sizeMetric, sizeTarget, err))
 	} else {
 		r := row{metric: sizeMetric, value: megabytes(fi.Size()), target: sizeTarget, verdict: verdict(fi.Size() <= 10e6)}
-		// The Runtime API client is HTTP/1.1 on loopback: what leaving
-		// net/http's HTTP/2 out would save.
-		noH2 := filepath.Join(dir, "bootstrap-arm64-nohttp2")
-		if err := buildBootstrap(ctx, s.repo, "arm64", noH2, "nethttpomithttp2"); err == nil {
-			if fi2, err := os.Stat(noH2); err == nil {
-				r.notes = append(r.notes, fmt.Sprintf("with -tags nethttpomithttp2 as well: %s", megabytes(fi2.Size())))
-			}
-		}
 		rows = append(rows, r)
 	}
 	task := filepath.Join(dir, "task")
@@ -70,11 +62,11 @@ func benchLambda(ctx context.Context, s *suite) []row {
 	if err := os.MkdirAll(task, 0o755); err != nil {
 		return append(rows, errRow(invMetric, invTarget, err))
 	}
-	if err := buildBootstrap(ctx, s.repo, runtime.GOARCH, boot, ""); err != nil {
+	if err := buildBootstrap(ctx, s.repo, runtime.GOARCH, boot); err != nil {
 		return append(rows, errRow(invMetric, invTarget, err))
 	}
 	if fi, err := os.Stat(boot); err == nil && len(rows) > 0 && rows[0].verdict != verdictError {
-		rows[0].notes = append(rows[0].notes, fmt.Sprintf("linux/%s build: %s; -tags lambda.norpc -trimpath -ldflags='-s -w', CGO_ENABLED=0", runtime.GOARCH, megabytes(fi.Size())))
+		rows[0].notes = append(rows[0].notes, fmt.Sprintf("linux/%s build: %s; built by make bootstrap (the Makefile's LAMBDA_FLAGS, as sam build)", runtime.GOARCH, megabytes(fi.Size())))
 	}
 	demo, err := os.ReadFile(filepath.Join(s.repo, "cmd/local/etc/demo-topology.yaml"))
 	if err == nil {
@@ -110,19 +102,15 @@ func benchLambda(ctx context.Context, s *suite) []row {
 	})
 }
 
-// buildBootstrap builds cmd/lambda as the brief of issue 6 says:
-// -tags lambda.norpc -trimpath -ldflags='-s -w', CGO_ENABLED=0, plus tags.
-func buildBootstrap(ctx context.Context, repo, arch, out, tags string) error {
+// buildBootstrap builds cmd/lambda for linux/arch with `make bootstrap`,
+// the flags sam build uses.
+func buildBootstrap(ctx context.Context, repo, arch, out string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return err
 	}
-	if tags != "" {
-		tags = "," + tags
-	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc"+tags, "-trimpath", "-ldflags", "-s -w", "-o", abs, "./cmd/lambda")
+	cmd := exec.CommandContext(ctx, "make", "-s", "bootstrap", "BOOTSTRAP="+abs, "LAMBDA_ARCH="+arch)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build bootstrap for %s: %w: %s", arch, err, oneLine(string(out)))
 	}
