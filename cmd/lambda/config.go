@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openflighthpc/flight-power/handler"
+	"github.com/openflighthpc/flight-power/runner"
 	"github.com/openflighthpc/flight-power/store"
 )
 
@@ -152,29 +153,10 @@ func loadConfig(getenv func(string) string, exeDir string) (*config, error) {
 // holds the secret, and without the runtime API address (a command must not
 // be able to take the next invocation).
 func commandEnv(environ []string, secret string) []string {
-	var out []string
-	hasPath, hasHome := false, false
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(strings.ToUpper(k), envPrefix),
-			k == "AWS_LAMBDA_RUNTIME_API",
-			secret != "" && strings.Contains(v, secret):
-			continue
-		case k == "PATH":
-			hasPath = true
-		case k == "HOME":
-			hasHome = true
-		}
-		out = append(out, kv)
+	own := func(k string) bool {
+		return strings.HasPrefix(strings.ToUpper(k), envPrefix) || k == "AWS_LAMBDA_RUNTIME_API"
 	}
-	if !hasPath {
-		out = append(out, "PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin")
-	}
-	if !hasHome {
-		// Lambda sets no HOME; the aws CLI keeps its caches under it, and
-		// /tmp is the only writable place.
-		out = append(out, "HOME=/tmp")
-	}
-	return out
+	// Lambda sets no HOME; the aws CLI keeps its caches under it, and /tmp
+	// is the only writable place.
+	return runner.CommandEnv(environ, secret, own, "PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin", "HOME=/tmp")
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/openflighthpc/flight-power/runner"
 	"github.com/peterbourgon/ff/v3"
 )
 
@@ -193,23 +194,8 @@ func (c *config) logger(w io.Writer, json bool) (*slog.Logger, error) {
 // without its configuration (systemd's EnvironmentFile puts the conf's
 // keys there) and without anything carrying the secret.
 func commandEnv(environ []string, secret string, fs *flag.FlagSet) []string {
-	var out []string
-	hasPath := false
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(strings.ToUpper(k), envPrefix+"_"),
-			fs.Lookup(strings.ToLower(k)) != nil,
-			secret != "" && strings.Contains(v, secret):
-			continue
-		}
-		if k == "PATH" {
-			hasPath = true
-		}
-		out = append(out, kv)
+	own := func(k string) bool {
+		return strings.HasPrefix(strings.ToUpper(k), envPrefix+"_") || fs.Lookup(strings.ToLower(k)) != nil
 	}
-	if !hasPath {
-		out = append(out, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	}
-	return out
+	return runner.CommandEnv(environ, secret, own, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 }
