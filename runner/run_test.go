@@ -40,6 +40,20 @@ func newRunner(tb testing.TB, src string, opts Options) (*Runner, string) {
 
 // run runs action on names, checks that report was called once per name
 // and never concurrently, and returns the results by node.
+// numberedNodes starts a topology of n nodes n0, n1, ... on platform p;
+// the caller appends the platforms section.
+func numberedNodes(n int) (*strings.Builder, []string) {
+	src := &strings.Builder{}
+	src.WriteString("static_nodes:\n")
+	names := make([]string, 0, n)
+	for i := range n {
+		name := "n" + strconv.Itoa(i)
+		names = append(names, name)
+		src.WriteString("  " + name + ": {platform: p}\n")
+	}
+	return src, names
+}
+
 func run(tb testing.TB, ctx context.Context, r *Runner, action handler.Action, names ...string) map[string]handler.Result {
 	tb.Helper()
 	got := map[string]handler.Result{}
@@ -649,14 +663,7 @@ func TestCaptureText(t *testing.T) {
 
 func TestFanOutBound(t *testing.T) {
 	t.Parallel()
-	var src strings.Builder
-	src.WriteString("static_nodes:\n")
-	var names []string
-	for i := range 10 {
-		name := "n" + strconv.Itoa(i)
-		names = append(names, name)
-		src.WriteString("  " + name + ": {platform: p}\n")
-	}
+	src, names := numberedNodes(10)
 	// Each command records when it started and ended, by the clock of the
 	// machine, while it is certainly running.
 	src.WriteString(`platforms:
@@ -707,14 +714,7 @@ func TestFanOutBound(t *testing.T) {
 
 func TestContextEnd(t *testing.T) {
 	t.Parallel()
-	var src strings.Builder
-	src.WriteString("static_nodes:\n")
-	var names []string
-	for i := range 6 {
-		name := "n" + strconv.Itoa(i)
-		names = append(names, name)
-		src.WriteString("  " + name + ": {platform: p}\n")
-	}
+	src, names := numberedNodes(6)
 	src.WriteString("platforms:\n  p:\n    status: echo $$ > $name.pid; sleep 10\n    variables: [name]\n")
 	r, dir := newRunner(t, src.String(), Options{Workers: 2})
 
@@ -762,14 +762,7 @@ func TestContextEnd(t *testing.T) {
 
 func TestReportSerialized(t *testing.T) {
 	t.Parallel()
-	var src strings.Builder
-	src.WriteString("static_nodes:\n")
-	var names []string
-	for i := range 40 {
-		name := "n" + strconv.Itoa(i)
-		names = append(names, name)
-		src.WriteString("  " + name + ": {platform: p}\n")
-	}
+	src, names := numberedNodes(40)
 	src.WriteString("platforms:\n  p: {status: exit 0}\n")
 	r, _ := newRunner(t, src.String(), Options{Workers: 8})
 	var inside, peak atomic.Int32
@@ -794,14 +787,7 @@ func TestReportSerialized(t *testing.T) {
 }
 
 func BenchmarkRunExit0(b *testing.B) {
-	var src strings.Builder
-	src.WriteString("static_nodes:\n")
-	var names []string
-	for i := range 1000 {
-		name := "n" + strconv.Itoa(i)
-		names = append(names, name)
-		src.WriteString("  " + name + ": {platform: p}\n")
-	}
+	src, names := numberedNodes(1000)
 	src.WriteString("platforms:\n  p: {status: exit 0, variables: [name]}\n")
 	r, _ := newRunner(b, src.String(), Options{})
 	for b.Loop() {
